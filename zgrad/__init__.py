@@ -1,0 +1,52 @@
+"""zgrad: execution and gradient policies for likelihood fits on TensorFlow.
+
+``import zgrad`` is cheap: TensorFlow, numdifftools and iminuit are imported only
+when a name that needs them is first used, and TensorFlow's runtime is never
+started by the import, so thread settings can still be made afterwards.
+
+Examples
+--------
+>>> import zgrad
+>>> zgrad.run.current_policy_graph()
+'auto'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from zgrad import errors
+from zgrad._runmanager import RunManager, run
+
+__version__ = "0.1.0.dev0"
+
+# public name -> "module:attribute" (or "module" for a subpackage), imported on first access
+_LAZY = {
+    "Parameter": "zgrad.params:Parameter",
+    "Space": "zgrad.space:Space",
+    "z": "zgrad.z",
+}
+
+__all__ = ["RunManager", "errors", "run", *_LAZY]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from zgrad import z
+    from zgrad.params import Parameter
+    from zgrad.space import Space
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'zgrad' has no attribute {name!r}")
+    module_name, _, attr = target.partition(":")
+    value = importlib.import_module(module_name)
+    if attr:
+        value = getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

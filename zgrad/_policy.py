@@ -1,0 +1,273 @@
+"""The execution and gradient policy: one frozen value, one validator, two scopes.
+
+The policy is a :class:`Mode` (``graph``, ``autograd``). The *process default*
+is a module-level value guarded by a lock; a *context-local override* lives in a
+:class:`contextvars.ContextVar`, so a ``with zgrad.run.set_mode(...)`` block
+holds only for the thread (or asyncio task) that entered it. New threads start
+from the process default. Reading the policy returns the effective value.
+
+This module is part of the ground layer: it never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Union
+
+from zgrad import _registry
+from zgrad.errors import PolicyInTraceError
+
+GraphValue = Union[bool, str, Mapping[str, bool]]
+AutogradValue = Union[bool, str]
+
+#: Kinds that ``graph='auto'`` runs eagerly when they are called directly.
+AUTO_EAGER_KINDS = frozenset({"model"})
+
+_GRAPH_ALLOWED = "True, False, 'auto', or a dict mapping wrapped-function kinds (str) to bool"
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def validate_graph(graph: Any) -> bool | str | tuple[tuple[str, bool], ...]:
+    """Return ``graph`` in its frozen form, or raise naming what was given and what is allowed.
+
+    A dict is frozen into a sorted tuple of ``(kind, bool)`` pairs so the mode stays hashable.
+    """
+    if isinstance(graph, bool):
+        return graph
+    if isinstance(graph, str):
+        if graph != "auto":
+            raise ValueError(f"graph={graph!r} is not allowed; graph must be {_GRAPH_ALLOWED}.")
+        return graph
+    if isinstance(graph, Mapping):
+        items = []
+        for kind, value in graph.items():
+            if not isinstance(kind, str) or not kind:
+                raise TypeError(
+                    f"graph dict keys must be non-empty kind names (str); got {kind!r} "
+                    f"({_type_name(kind)}). graph must be {_GRAPH_ALLOWED}."
+                )
+            if not isinstance(value, bool):
+                raise TypeError(
+                    f"graph[{kind!r}] must be True or False; got {value!r} ({_type_name(value)})."
+                )
+            items.append((kind, value))
+        return tuple(sorted(items))
+    raise TypeError(f"graph={graph!r} ({_type_name(graph)}) has the wrong type; graph must be {_GRAPH_ALLOWED}.")
+
+
+def validate_autograd(autograd: Any) -> bool | str:
+    """Return ``autograd`` unchanged if it is allowed, or raise naming what was given and what is allowed."""
+    allowed = f"True, False, or a registered strategy name {list(_registry.names())}"
+    if isinstance(autograd, bool):
+        return autograd
+    if isinstance(autograd, str):
+        if not _registry.is_registered(autograd):
+            raise ValueError(f"autograd={autograd!r} is not a registered gradient strategy; allowed: {allowed}.")
+        return autograd
+    raise TypeError(f"autograd={autograd!r} ({_type_name(autograd)}) has the wrong type; allowed: {allowed}.")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """The policy value: how code is executed (``graph``) and how it is differentiated (``autograd``).
+
+    Construct it through :meth:`Mode.make`, which validates; ``graph`` holds a dict
+    policy as a sorted tuple of pairs so that a mode is hashable and can be part of
+    a graph-cache key.
+    """
+
+    graph: bool | str | tuple[tuple[str, bool], ...]
+    autograd: bool | str
+
+    @classmethod
+    def make(cls, graph: Any, autograd: Any) -> Mode:
+        """Validate both fields and return the frozen mode."""
+        return cls(validate_graph(graph), validate_autograd(autograd))
+
+    def traces(self, kind: str) -> bool:
+        """Tell whether a function of this ``kind``, called directly, runs as a traced graph."""
+        graph = self.graph
+        if isinstance(graph, tuple):
+            mapping = dict(graph)
+            if kind in mapping:
+                return mapping[kind]
+            graph = "auto"
+        if graph == "auto":
+            return kind not in AUTO_EAGER_KINDS
+        return bool(graph)
+
+    @property
+    def public_graph(self) -> bool | str | dict[str, bool]:
+        """The graph policy as users give it (a fresh dict for a dict policy)."""
+        return dict(self.graph) if isinstance(self.graph, tuple) else self.graph
+
+    @property
+    def strategy_name(self) -> str:
+        """Name of the gradient strategy this mode selects."""
+        if self.autograd is True:
+            return "autodiff"
+        if self.autograd is False:
+            return "numerical"
+        return self.autograd
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return ``{'autograd': ..., 'graph': ...}`` as a new dict."""
+        return {"autograd": self.autograd, "graph": self.public_graph}
+
+
+DEFAULT_MODE = MappingProxyType({"autograd": True, "graph": "auto"})
+
+_lock = threading.RLock()
+_default = Mode.make(DEFAULT_MODE["graph"], DEFAULT_MODE["autograd"])
+_override: contextvars.ContextVar[Mode | None] = contextvars.ContextVar("zgrad_mode_override", default=None)
+_tracing_depth: contextvars.ContextVar[int] = contextvars.ContextVar("zgrad_tracing_depth", default=0)
+
+
+def effective() -> Mode:
+    """Return the mode in force for the calling thread or task."""
+    override = _override.get()
+    return _default if override is None else override
+
+
+def process_default() -> Mode:
+    """Return the process-wide default mode (ignores any context-local override)."""
+    return _default
+
+
+def in_trace() -> bool:
+    """Tell whether the caller runs inside a trace (zgrad's own, or any ``tf.function``)."""
+    if _tracing_depth.get() > 0:
+        return True
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and hasattr(tf, "inside_function") and bool(tf.inside_function())
+
+
+@contextlib.contextmanager
+def tracing() -> Iterator[None]:
+    """Mark the body as running inside a trace (used by ``z.function`` while it traces)."""
+    token = _tracing_depth.set(_tracing_depth.get() + 1)
+    try:
+        yield
+    finally:
+        _tracing_depth.reset(token)
+
+
+def _check_not_tracing(what: str) -> None:
+    if in_trace():
+        raise PolicyInTraceError(
+            f"{what} was called while a function was being traced. A trace freezes the policy in force "
+            "when it starts, so the policy cannot change inside it: set the mode before calling the "
+            "traced function (e.g. `with zgrad.run.set_mode(...): loss.value()`)."
+        )
+
+
+class ModeChange:
+    """The handle :func:`set_mode` returns: already applied, and usable as a context manager.
+
+    Entering the ``with`` block moves the change from the scope it was made in
+    into a new context-local override; leaving the block removes that override,
+    also on an exception.
+    """
+
+    __slots__ = ("_mode", "_previous_default", "_changed_token", "_block_token", "_entered")
+
+    def __init__(self, mode: Mode, previous_default: Mode | None, changed_token: contextvars.Token | None):
+        self._mode = mode
+        self._previous_default = previous_default
+        self._changed_token = changed_token
+        self._block_token: contextvars.Token | None = None
+        self._entered = False
+
+    @property
+    def mode(self) -> Mode:
+        """The mode this change put in force."""
+        return self._mode
+
+    def __enter__(self) -> ModeChange:
+        global _default
+        if self._entered:
+            raise RuntimeError("A set_mode(...) result can be entered as a `with` block only once.")
+        self._entered = True
+        if self._changed_token is not None:
+            _override.reset(self._changed_token)
+        else:
+            with _lock:
+                if _default is self._mode:
+                    _default = self._previous_default
+        self._block_token = _override.set(self._mode)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _check_not_tracing("Leaving a `with zgrad.run.set_mode(...)` block")
+        _override.reset(self._block_token)
+
+    def __repr__(self) -> str:
+        return f"<ModeChange {self._mode.as_dict()}>"
+
+
+def set_mode(graph: Any = None, autograd: Any = None) -> ModeChange:
+    """Change the policy of the current scope; the result is also a context manager.
+
+    See :meth:`zgrad.RunManager.set_mode` for the full rules.
+    """
+    global _default
+    if graph is None and autograd is None:
+        raise ValueError("set_mode() needs graph=..., autograd=... or both; both were None.")
+    _check_not_tracing("zgrad.run.set_mode()")
+    current = effective()
+    new = Mode.make(
+        current.public_graph if graph is None else graph,
+        current.autograd if autograd is None else autograd,
+    )
+    if _override.get() is not None:
+        return ModeChange(new, None, _override.set(new))
+    with _lock:
+        previous, _default = _default, new
+    return ModeChange(new, previous, None)
+
+
+def reset_to_default() -> None:
+    """Restore the process default to :data:`DEFAULT_MODE` (for tests and fresh starts)."""
+    global _default
+    _check_not_tracing("Resetting the policy")
+    with _lock:
+        _default = Mode.make(DEFAULT_MODE["graph"], DEFAULT_MODE["autograd"])
+
+
+def names_in_use() -> set[str]:
+    """Strategy names selected by the process default or by the caller's override."""
+    used = {_default.strategy_name}
+    override = _override.get()
+    if override is not None:
+        used.add(override.strategy_name)
+    return used
+
+
+# --- chunking: process-wide, part of every graph-cache key -------------------------------------
+
+_chunksize: int | None = None
+
+
+def get_chunksize() -> int | None:
+    """Return the configured chunk size (None: no chunking)."""
+    return _chunksize
+
+
+def set_chunksize(value: Any) -> None:
+    """Set the chunk size: a positive int, or None for no chunking."""
+    global _chunksize
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"chunksize must be a positive int or None; got {value!r} ({_type_name(value)}).")
+    if value is not None and value <= 0:
+        raise ValueError(f"chunksize must be a positive int or None; got {value!r}.")
+    _check_not_tracing("Setting zgrad.run.chunksize")
+    _chunksize = value

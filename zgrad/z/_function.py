@@ -1,0 +1,213 @@
+"""``z.function``: run a function eagerly or as a cached ``tf.function`` trace, as the policy says.
+
+On every call the wrapper reads the effective policy. Eager means a plain Python
+call. Graph means a lookup in a least-recently-used cache keyed by everything
+that can change the trace: the policy, ``chunksize``, the strategy table's
+generation, and the argument signature (tensors and Parameters by dtype and
+shape, other values by value). Each key owns its own ``tf.function``, so a key
+is traced exactly once while it stays in the cache. Calls made while another
+function is being traced run the Python body inline and become part of that trace.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import warnings
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
+
+from zgrad import _cache, _policy, _registry
+from zgrad.errors import RetracingWarning
+from zgrad.z import _signature, random
+
+__all__ = ["function", "GraphFunction"]
+
+
+def function(
+    func: Callable | None = None,
+    *,
+    wraps: str = "tensor",
+    jit_compile: bool = False,
+    autograph: bool = False,
+) -> Any:
+    """Decorate a function or method so it runs traced or eagerly according to the graph policy.
+
+    Usable as ``@z.function`` or ``@z.function(wraps='loss')``, on functions and methods
+    (methods are cached per instance, without keeping the instance alive).
+
+    Parameters
+    ----------
+    func : callable, optional
+        The function to wrap; omitted when the decorator is called with options.
+    wraps : str, default 'tensor'
+        The kind of function: ``'loss'``, ``'gradient'``, ``'hessian'``, ``'sample'``,
+        ``'model'``, ``'tensor'`` or any other name. A dict graph policy switches kinds
+        individually; ``'auto'`` traces every kind except ``'model'``.
+    jit_compile : bool, default False
+        Compile the trace with XLA.
+    autograph : bool, default False
+        Let TensorFlow's AutoGraph convert Python control flow on tensors.
+
+    Returns
+    -------
+    GraphFunction
+        The wrapper (or, called with options only, a decorator returning one).
+
+    Notes
+    -----
+    A trace freezes Python-side values (Python numbers, NumPy random numbers) into
+    the graph. Tensors, NumPy arrays and Parameters are inputs of the trace: a new
+    value of the same dtype and shape reuses it, and a Parameter's current value is
+    read on every call. Traced code must not read a Parameter's Python attributes
+    (limits, step size): another Parameter of the same dtype and shape reuses the trace.
+
+    Examples
+    --------
+    >>> import numpy as np, zgrad
+    >>> from zgrad import z
+    >>> traces = []
+    >>> @z.function(wraps="loss")
+    ... def square_sum(x):
+    ...     traces.append(1)  # runs only while tracing
+    ...     return tf.reduce_sum(x * x)
+    >>> import tensorflow as tf
+    >>> float(square_sum(np.array([1.0, 2.0]))), float(square_sum(np.array([3.0, 4.0])))
+    (5.0, 25.0)
+    >>> len(traces)  # one dtype and shape: one trace
+    1
+    >>> with zgrad.run.set_mode(graph=False):
+    ...     float(square_sum(np.array([1.0, 2.0])))
+    5.0
+    >>> len(traces)  # eager calls run the Python body every time
+    2
+    """
+    if not isinstance(wraps, str) or not wraps:
+        raise TypeError(f"wraps must be a non-empty str naming the kind of function; got {wraps!r}.")
+    for name, flag in (("jit_compile", jit_compile), ("autograph", autograph)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False; got {flag!r} ({type(flag).__name__}).")
+    if func is None:
+        return functools.partial(function, wraps=wraps, jit_compile=jit_compile, autograph=autograph)
+    if not callable(func):
+        raise TypeError(f"z.function expects a callable; got {func!r} ({type(func).__name__}).")
+    return GraphFunction(func, kind=wraps, jit_compile=jit_compile, autograph=autograph)
+
+
+class GraphFunction:
+    """The callable ``z.function`` returns. See :func:`function`.
+
+    Attributes
+    ----------
+    kind : str
+        The ``wraps`` kind the graph policy is looked up with.
+    """
+
+    def __init__(self, func: Callable, *, kind: str, jit_compile: bool, autograph: bool) -> None:
+        functools.update_wrapper(self, func)
+        self._func = func
+        self.kind = kind
+        self._tf_options = {"jit_compile": jit_compile, "autograph": autograph, "reduce_retracing": False}
+        self._cache = _cache.TraceCache()
+        self._instance_caches: dict[int, _cache.TraceCache] = {}
+        self._lock = threading.Lock()
+        _cache.register_owner(self)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return _BoundGraphFunction(self, instance)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(None, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<zgrad.z.function {self.__wrapped__.__qualname__} wraps={self.kind!r}>"
+
+    # --- the call path ------------------------------------------------------------------------
+
+    def _call(self, instance: Any, args: tuple, kwargs: dict) -> Any:
+        mode = _policy.effective()
+        if _policy.in_trace() or not mode.traces(self.kind):
+            return self._python_call(instance, args, kwargs)
+        flat = _signature.flatten(args, kwargs)
+        key = (mode, _policy.get_chunksize(), _registry.generation(), flat.signature)
+        cache = self._cache if instance is None else self._cache_for(instance)
+        traced, created = cache.get_or_create(
+            key, lambda: self._make_trace(instance, flat.signature, flat.static)
+        )
+        if created and cache.misses == _cache.RETRACE_WARNING_THRESHOLD:
+            warnings.warn(
+                f"{self.__wrapped__.__qualname__} has been traced {cache.misses} times since the graph cache "
+                "was last cleared. Arguments that change Python values (floats, strings) on every call each "
+                "cause a new trace: pass tensors, NumPy arrays or Parameters instead.",
+                RetracingWarning,
+                stacklevel=3,
+            )
+        try:
+            return traced(*flat.dynamic)
+        except BaseException:
+            if created:  # a trace that failed must not stay cached half-built
+                cache.discard(key)
+            raise
+
+    def _python_call(self, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if instance is None:
+            return self._func(*args, **kwargs)
+        return self._func(instance, *args, **kwargs)
+
+    def _make_trace(self, instance: Any, signature: Any, static: list) -> Callable:
+        # Variables created during a first trace make tf.function trace twice; the random generator
+        # is the one zgrad creates, so it is made eagerly here and trace counts stay exact.
+        random.generator()
+        func = self._func
+        instance_ref = None if instance is None else weakref.ref(instance)
+
+        def body(*dynamic: Any) -> Any:
+            call_args, call_kwargs = _signature.unflatten(signature, list(dynamic), static)
+            with _policy.tracing():
+                if instance_ref is None:
+                    return func(*call_args, **call_kwargs)
+                return func(instance_ref(), *call_args, **call_kwargs)
+
+        body.__name__ = getattr(func, "__name__", "zgrad_function")
+        return tf.function(body, **self._tf_options)
+
+    def _cache_for(self, instance: Any) -> _cache.TraceCache:
+        key = id(instance)
+        with self._lock:
+            cache = self._instance_caches.get(key)
+            if cache is None:
+                try:
+                    weakref.finalize(instance, self._instance_caches.pop, key, None)
+                except TypeError:
+                    raise TypeError(
+                        f"z.function methods cache traces per instance through a weak reference, but "
+                        f"{type(instance).__name__} instances do not support weak references; add "
+                        "'__weakref__' to its __slots__."
+                    ) from None
+                cache = self._instance_caches[key] = _cache.TraceCache()
+            return cache
+
+
+class _BoundGraphFunction:
+    """A :class:`GraphFunction` bound to one instance (what attribute access on the instance gives)."""
+
+    __slots__ = ("_graph_function", "_instance")
+
+    def __init__(self, graph_function: GraphFunction, instance: Any) -> None:
+        self._graph_function = graph_function
+        self._instance = instance
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._graph_function._call(self._instance, args, kwargs)
+
+    @property
+    def __wrapped__(self) -> Callable:
+        return self._graph_function.__wrapped__
+
+    def __repr__(self) -> str:
+        return f"<bound {self._graph_function!r} of {self._instance!r}>"
