@@ -26,12 +26,23 @@ _LAZY = {
     "Parameter": "zgrad.params:Parameter",
     "Space": "zgrad.space:Space",
     "z": "zgrad.z",
+    "gradients": "zgrad.gradients",
+    "models": "zgrad.models",
+    "losses": "zgrad.losses",
+    "minimize": "zgrad.minimize",
+    "GradientResult": "zgrad.gradients.result:GradientResult",
+    "derivatives": "zgrad.gradients._api:derivatives",
+    "gradient": "zgrad.gradients._api:gradient",
+    "hessian": "zgrad.gradients._api:hessian",
+    "value_gradient": "zgrad.gradients._api:value_gradient",
 }
 
 __all__ = ["RunManager", "errors", "run", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from zgrad import z
+    from zgrad import gradients, losses, minimize, models, z
+    from zgrad.gradients._api import derivatives, gradient, hessian, value_gradient
+    from zgrad.gradients.result import GradientResult
     from zgrad.params import Parameter
     from zgrad.space import Space
 

@@ -1,0 +1,66 @@
+"""Validation and storage of the data a loss is built on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from zgrad import _policy
+from zgrad.space import Space
+
+
+def as_1d(name: str, values: Any) -> np.ndarray:
+    """Return ``values`` as a finite, non-empty 1-D float64 array, or raise saying what is wrong."""
+    array = np.asarray(values, dtype=float) if not isinstance(values, np.ndarray) else values
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers; got dtype {array.dtype}.")
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D; got shape {array.shape}.")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty: a loss needs at least one entry.")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(
+            f"{name} holds {int(bad.sum())} non-finite values (NaN or inf), e.g. at index {int(np.argmax(bad))}."
+        )
+    return array
+
+
+def check_inside(data: np.ndarray, obs: Space) -> None:
+    """Raise if any event lies outside the observable's range, naming how many and an example."""
+    outside = ~obs.inside(data)
+    if outside.any():
+        first = int(np.argmax(outside))
+        raise ValueError(
+            f"{int(outside.sum())} of {data.size} events lie outside the range {obs.limits} of "
+            f"observable {obs.name!r} (e.g. data[{first}] = {data[first]!r}); select the events in range first."
+        )
+
+
+def check_weights(weights: Any, n: int) -> np.ndarray | None:
+    """Return finite 1-D weights of length ``n`` (or None), or raise saying what is wrong."""
+    if weights is None:
+        return None
+    weights = as_1d("weights", weights)
+    if weights.size != n:
+        raise ValueError(f"weights has {weights.size} entries but the data has {n}; they must match.")
+    return weights
+
+
+def store(array: np.ndarray | None, dtype: tf.DType, name: str) -> tf.Variable | None:
+    """Hold ``array`` in a non-trainable variable: traces refer to it instead of copying it."""
+    if array is None:
+        return None
+    if _policy.in_trace():
+        raise RuntimeError("Create losses eagerly, not inside a traced function.")
+    with tf.init_scope():
+        return tf.Variable(tf.constant(array, dtype=dtype), trainable=False, name=name)
+
+
+def chunk_bounds(n: int) -> int | None:
+    """Return the chunk size to use for ``n`` events, or None when one chunk holds everything."""
+    size = _policy.get_chunksize()
+    return None if size is None or size >= n else size

@@ -1,0 +1,168 @@
+"""The bridge from a loss to a minimizer: NumPy ``fcn``/``grad``/``hess`` with counts, and the gradient choice."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from zgrad import _policy, _registry
+from zgrad.errors import GradientError
+from zgrad.gradients import _api
+
+#: Relative deviation above which the directional check reports a gradient mismatch.
+GRADIENT_CHECK_RTOL = 1e-3
+
+
+def validate_gradient_option(gradient: Any) -> Any:
+    """Check the adapters' ``gradient=`` option when the adapter is constructed."""
+    if gradient is None or isinstance(gradient, bool):
+        return gradient
+    if isinstance(gradient, str):
+        if not _registry.is_registered(gradient):
+            raise ValueError(
+                f"gradient={gradient!r} is not a registered strategy; allowed: None (ask the policy), True "
+                f"(require zgrad's gradient), False (the minimizer's own), or one of {list(_registry.names())}."
+            )
+        return gradient
+    raise ValueError(
+        f"gradient={gradient!r} ({type(gradient).__name__}) is not allowed; allowed: None, True, False, or a "
+        f"strategy name from {list(_registry.names())}."
+    )
+
+
+def choose_strategy(gradient: Any) -> tuple[str | None, Any]:
+    """Return ``(name, strategy)`` providing the gradient, or ``(None, None)`` for the minimizer's own.
+
+    Called at ``minimize()`` time, so ``gradient=None`` follows the policy in force then.
+    """
+    if gradient is False:
+        return None, None
+    name = _policy.effective().strategy_name if gradient in (None, True) else gradient
+    strategy = _registry.lookup(name)
+    if not strategy.provides_gradient:
+        if gradient is True:
+            raise GradientError(
+                f"gradient=True requires a gradient from zgrad, but the active strategy {name!r} provides none; "
+                "select one with zgrad.run.set_mode(autograd=...) or pass gradient='autodiff'."
+            )
+        return None, None
+    if hasattr(strategy, "with_budget"):  # numerical: the cheap budget inside the minimizer's loop
+        strategy = strategy.with_budget("fast")
+    return name, strategy
+
+
+class Objective:
+    """A loss seen by a minimizer: NumPy in, NumPy out, counting every call.
+
+    Value and gradient computed together at one point serve the minimizer's next
+    value call at that same point without another evaluation.
+    """
+
+    def __init__(self, loss: Any, params: Sequence[Any], strategy: Any, hessian_strategy: Any) -> None:
+        self.loss = loss
+        self.params = list(params)
+        self.strategy = strategy
+        self.hessian_strategy = hessian_strategy
+        self.nfcn = 0
+        self.ngrad = 0
+        self.nhess = 0
+        self._last: tuple[np.ndarray, float] | None = None
+
+    def _set(self, x: np.ndarray) -> None:
+        for p, v in zip(self.params, x):
+            p.assign(v)
+
+    def fcn(self, x: Any) -> float:
+        """The loss value at ``x``."""
+        x = np.asarray(x, dtype=float)
+        self.nfcn += 1
+        if self._last is not None and np.array_equal(self._last[0], x):
+            return self._last[1]
+        self._set(x)
+        return float(self.loss.value())
+
+    def grad(self, x: Any) -> np.ndarray:
+        """The gradient at ``x`` from the chosen strategy."""
+        x = np.asarray(x, dtype=float)
+        self.ngrad += 1
+        self._set(x)
+        result = _api.derivatives(self.loss, self.params, strategy=self.strategy)
+        self._last = (x.copy(), float(result.value))
+        return np.asarray(result.gradient, dtype=float)
+
+    def hess(self, x: Any) -> np.ndarray:
+        """The Hessian at ``x`` from the Hessian strategy."""
+        x = np.asarray(x, dtype=float)
+        self.nhess += 1
+        self._set(x)
+        return np.asarray(_api.derivatives(self.loss, self.params, strategy=self.hessian_strategy, hessian=True).hessian)
+
+
+def directional_check(objective: Objective, x0: np.ndarray) -> dict:
+    """Compare the gradient along one direction with a central finite difference at ``x0``.
+
+    The direction has components of the Parameters' step sizes with alternating signs,
+    so one pair of evaluations checks every component at once (a bias in any component
+    shows up unless it is cancelled by another, which a second fixed direction excludes).
+    """
+    steps = np.array([getattr(p, "step_size", 1e-2 * max(abs(v), 1.0)) for p, v in zip(objective.params, x0)])
+    report: dict = {"ok": True, "checks": []}
+    try:
+        g = np.asarray(_api.derivatives(objective.loss, objective.params, strategy=objective.strategy).gradient)
+        for signs in (np.resize([1.0, -1.0], x0.size), np.resize([1.0, 1.0, -1.0], x0.size)):
+            d = signs * steps
+            h = _room(objective.params, x0, d)
+            objective._set(x0 + h * d)
+            f_plus = float(objective.loss.value())
+            objective._set(x0 - h * d)
+            f_minus = float(objective.loss.value())
+            fd = (f_plus - f_minus) / (2 * h)
+            analytic = float(g @ d)
+            scale = max(abs(fd), abs(analytic), 1e-300)
+            deviation = abs(analytic - fd) / scale
+            ok = deviation <= GRADIENT_CHECK_RTOL or abs(analytic - fd) < 1e-8 * max(abs(f_plus), 1.0)
+            report["checks"].append({"directional": analytic, "finite_difference": fd, "deviation": deviation})
+            report["ok"] = report["ok"] and ok
+    finally:
+        objective._set(x0)
+    return report
+
+
+def _room(params: Sequence[Any], x0: np.ndarray, d: np.ndarray) -> float:
+    """Largest multiplier ``h <= 1`` with ``x0 +- h d`` inside every Parameter's limits."""
+    h = 1.0
+    for p, x, di in zip(params, x0, d):
+        for bound in (getattr(p, "lower", None), getattr(p, "upper", None)):
+            if bound is not None and di != 0:
+                h = min(h, 0.999 * abs(x - bound) / abs(di)) if abs(x - bound) > 0 else h
+    return max(h, 1e-3)
+
+
+def covariance_and_edm(hessian: np.ndarray, gradient: np.ndarray, errordef: float) -> tuple[np.ndarray | None, float, str]:
+    """Return ``(2 errordef H^-1, g^T H^-1 g / 2, problem)``; problem is '' when H is positive definite."""
+    if not np.all(np.isfinite(hessian)):
+        return None, math.nan, "the Hessian is not finite"
+    try:
+        np.linalg.cholesky(hessian)
+    except np.linalg.LinAlgError:
+        return None, math.nan, "the Hessian is not positive definite (not at a minimum)"
+    inverse = np.linalg.inv(hessian)
+    inverse = 0.5 * (inverse + inverse.T)
+    edm = 0.5 * float(gradient @ inverse @ gradient)
+    return 2.0 * errordef * inverse, edm, ""
+
+
+def at_limit(params: Sequence[Any], values: Sequence[float], errors: Sequence[float] | None = None) -> list[str]:
+    """Names of Parameters whose best-fit value sits at (within a tenth of an error of) a limit."""
+    out = []
+    for i, (p, v) in enumerate(zip(params, values)):
+        tolerance = 1e-10 * max(abs(v), 1.0)
+        if errors is not None and np.isfinite(errors[i]):
+            tolerance = max(tolerance, 0.1 * errors[i])
+        for bound in (getattr(p, "lower", None), getattr(p, "upper", None)):
+            if bound is not None and abs(v - bound) <= tolerance:
+                out.append(p.name)
+    return out

@@ -1,0 +1,143 @@
+"""The scipy.optimize adapter; validity is judged from the EDM, not from scipy's success flag."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from zgrad import _registry
+from zgrad.minimize import _objective
+from zgrad.minimize.result import FitResult, ParamMap
+
+__all__ = ["Scipy"]
+
+_METHODS = ("L-BFGS-B", "BFGS", "trust-constr")
+#: Minuit's convergence criterion: edm < 0.002 * tol * errordef.
+_EDM_FACTOR = 0.002
+
+
+class Scipy:
+    """Minimize a zgrad loss with :func:`scipy.optimize.minimize`, then compute errors from a Hessian.
+
+    scipy's ``success`` flag is not trusted (L-BFGS-B with default options reports
+    success far from the minimum): the result is valid when the estimated distance
+    to the minimum, ``edm = g^T H^-1 g / 2`` at the end point, is below
+    ``0.002 * tol * errordef`` (Minuit's criterion) and the Hessian is positive definite.
+
+    Parameters
+    ----------
+    method : {'L-BFGS-B', 'BFGS', 'trust-constr'}, default 'L-BFGS-B'
+        ``'trust-constr'`` also uses the Hessian of the gradient strategy.
+    gradient : None, bool or str, default None
+        As for :class:`zgrad.minimize.Minuit`; ``False`` (or a strategy without a gradient)
+        lets scipy difference the loss itself.
+    tol : float, default 0.1
+        Scales the EDM threshold; scipy's own stopping tolerances are set tight.
+    maxiter : int, default 10000
+
+    Examples
+    --------
+    >>> import zgrad
+    >>> x = zgrad.Parameter("x", 1.0)
+    >>> loss = zgrad.losses.SimpleLoss(lambda: (x - 3.0) ** 2, [x], errordef=1.0)
+    >>> result = zgrad.minimize.Scipy().minimize(loss)
+    >>> result.valid, round(result.values["x"], 6), round(result.errors["x"], 6)
+    (True, 3.0, 1.0)
+    """
+
+    def __init__(self, method: str = "L-BFGS-B", gradient: Any = None, tol: float = 0.1, maxiter: int = 10_000) -> None:
+        if method not in _METHODS:
+            raise ValueError(f"method={method!r} is not supported; allowed: {list(_METHODS)}.")
+        self.gradient = _objective.validate_gradient_option(gradient)
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
+            raise ValueError(f"tol must be a positive number; got {tol!r}.")
+        if isinstance(maxiter, bool) or not isinstance(maxiter, int) or maxiter <= 0:
+            raise ValueError(f"maxiter must be a positive int; got {maxiter!r}.")
+        self.method = method
+        self.tol = float(tol)
+        self.maxiter = maxiter
+
+    def minimize(self, loss: Any, params: Any = None) -> FitResult:
+        """Minimize ``loss`` and return a :class:`FitResult`; the Parameters then hold the best fit."""
+        import scipy.optimize
+
+        params = list(params) if params is not None else loss.params
+        if not params:
+            raise ValueError("The loss has no floating Parameters to minimize.")
+        grad_name, grad_strategy = _objective.choose_strategy(self.gradient)
+        hess_name = grad_name if grad_strategy is not None and callable(getattr(grad_strategy, "hessian", None)) else "numerical"
+        hess_strategy = _registry.lookup(hess_name)
+        objective = _objective.Objective(loss, params, grad_strategy, hess_strategy)
+        x0 = np.array([float(p.numpy()) for p in params])
+        check = None
+        if grad_name is not None and not _registry.is_builtin(grad_name):
+            check = _objective.directional_check(objective, x0)
+        bounds = [(getattr(p, "lower", None), getattr(p, "upper", None)) for p in params]
+        kwargs: dict[str, Any] = {"jac": objective.grad if grad_strategy is not None else None}
+        if self.method == "L-BFGS-B":
+            kwargs.update(bounds=bounds, options={"maxiter": self.maxiter, "ftol": 1e-15, "gtol": 1e-10})
+        elif self.method == "BFGS":
+            kwargs.update(options={"maxiter": self.maxiter, "gtol": 1e-8})
+        else:
+            kwargs.update(bounds=bounds if any(b != (None, None) for b in bounds) else None,
+                          hess=objective.hess, options={"maxiter": self.maxiter, "gtol": 1e-10, "xtol": 1e-12})
+        start = time.perf_counter()
+        messages: list[str] = []
+        x = x0
+        try:
+            opt = scipy.optimize.minimize(objective.fcn, x0, method=self.method, **kwargs)
+            x = np.asarray(opt.x, dtype=float)
+            scipy_message = str(opt.message)
+        except Exception as error:  # reported in the result: the fit failed and says how
+            messages.append(f"scipy.optimize.minimize raised {type(error).__name__}: {error}")
+            scipy_message = ""
+        objective._set(x)
+        covariance, edm, fval, hess_problem = self._errors(objective, loss)
+        wall = time.perf_counter() - start
+        errors = np.sqrt(np.diag(covariance)) if covariance is not None else np.full(len(params), math.nan)
+        if hess_problem:
+            messages.append(hess_problem)
+        elif not edm < _EDM_FACTOR * self.tol * loss.errordef:
+            messages.append(f"not converged: edm = {edm:.3g} is above {_EDM_FACTOR * self.tol * loss.errordef:.3g} "
+                            f"(scipy said: {scipy_message})")
+        if not math.isfinite(fval):
+            messages.append("the loss is not finite at the end point (NaN or inf)")
+        limited = _objective.at_limit(params, x, errors)
+        if limited:
+            messages.append(f"parameters at a limit: {limited} (errors there are unreliable)")
+        if check is not None and not check["ok"]:
+            messages.append(f"the gradient of strategy {grad_name!r} disagrees with finite differences: {check['checks']}")
+        names = [p.name for p in params]
+        return FitResult(
+            params=params,
+            values=ParamMap(dict(zip(names, x.tolist()))),
+            errors=ParamMap(dict(zip(names, errors.tolist()))),
+            covariance=covariance,
+            fmin=fval,
+            edm=edm,
+            valid=not messages,
+            message="; ".join(messages),
+            nfcn=objective.nfcn,
+            ngrad=objective.ngrad,
+            wall_time=wall,
+            gradient_strategy=grad_name,
+            hessian_strategy=hess_name,
+            minimizer=f"scipy:{self.method}",
+            loss=loss,
+            gradient_check=check,
+            info={"scipy_message": scipy_message, "nhess": objective.nhess},
+        )
+
+    @staticmethod
+    def _errors(objective: Any, loss: Any) -> tuple[np.ndarray | None, float, float, str]:
+        try:
+            result = objective.hessian_strategy.hessian(loss, objective.params)
+        except Exception as error:  # reported in the result's message
+            return None, math.nan, math.nan, f"the Hessian could not be computed: {type(error).__name__}: {error}"
+        hessian = np.asarray(result.hessian, dtype=float)
+        gradient = np.asarray(result.gradient, dtype=float)
+        covariance, edm, problem = _objective.covariance_and_edm(hessian, gradient, loss.errordef)
+        return covariance, edm, float(result.value), problem
