@@ -19,12 +19,14 @@ _LAZY = {
     "function": "zgrad.z._function:function",
     "GraphFunction": "zgrad.z._function:GraphFunction",
     "random": "zgrad.z.random",
+    "py_function": "zgrad.z._bridge:py_function",
 }
 
 __all__ = list(_LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
     from zgrad.z import random
+    from zgrad.z._bridge import py_function
     from zgrad.z._function import GraphFunction, function
 
 
