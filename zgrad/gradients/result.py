@@ -8,15 +8,10 @@ from typing import Any
 
 import numpy as np
 
-#: Per-component status codes of :attr:`GradientResult.status`.
-STATUS_OK = "ok"
-#: The error estimate is dominated by floating-point rounding: the component may be less accurate
-#: than it says.
-STATUS_ROUNDING = "rounding-limited"
-#: Evaluations near a limit could only be one-sided.
-STATUS_ONE_SIDED = "one-sided"
-#: The function value or a derivative is not finite.
-STATUS_NONFINITE = "non-finite"
+# The per-component status codes are defined by the ground layer that computes them.
+from zgrad._finite import STATUS_NONFINITE, STATUS_OK, STATUS_ONE_SIDED, STATUS_ROUNDING
+
+__all__ = ["GradientResult", "STATUS_NONFINITE", "STATUS_OK", "STATUS_ONE_SIDED", "STATUS_ROUNDING", "symmetrize"]
 
 
 @dataclass(frozen=True)
