@@ -90,7 +90,9 @@ class Parameter(ResourceVariable):
         lower = _real_or_none("lower", lower)
         upper = _real_or_none("upper", upper)
         if lower is not None and upper is not None and not lower < upper:
-            raise ValueError(f"Parameter {name!r}: limits must satisfy lower < upper; got [{lower}, {upper}].")
+            raise ValueError(
+                f"Parameter {name!r}: limits must satisfy lower < upper; got [{lower}, {upper}]."
+            )
         self._zname = name
         self._lower = lower
         self._upper = upper

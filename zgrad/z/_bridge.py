@@ -17,7 +17,6 @@ Derivative arrays per input, from the cheapest shape that is correct:
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 import warnings
@@ -28,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from zgrad.errors import GradientError, ZgradError, ZgradWarning
+from zgrad.z._function import xla_tracing
 
 __all__ = ["py_function"]
 
@@ -37,8 +37,6 @@ LARGE_JACOBIAN = 1000
 #: first derivative of an exact function; a derivative of a derivative (itself accurate to about
 #: eps**(2/3)) is best differenced with eps**(2/9)-like steps, rounded here to 1e-4.
 _REL_STEP = {0: 6e-6, 1: 1e-4, 2: 2e-3}
-
-_xla_tracing: contextvars.ContextVar[bool] = contextvars.ContextVar("zgrad_xla_tracing", default=False)
 
 
 class BridgeCostWarning(ZgradWarning):
@@ -116,7 +114,7 @@ def py_function(
     if not isinstance(label, str):
         raise TypeError(f"name must be a str; got {name!r}.")
     dtype = tf.as_dtype(Tout)
-    if _xla_tracing.get():
+    if xla_tracing.get():
         raise ZgradError(
             f"z.py_function {label!r} is called inside a trace compiled with XLA (jit_compile=True). XLA cannot "
             "compile host callbacks: remove jit_compile=True from the enclosing z.function, or write "

@@ -11,7 +11,9 @@ function is being traced run the Python body inline and become part of that trac
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import inspect
 import threading
 import warnings
 import weakref
@@ -25,6 +27,9 @@ from zgrad.errors import RetracingWarning
 from zgrad.z import _signature, random
 
 __all__ = ["function", "GraphFunction"]
+
+#: True while a trace compiled with XLA is being built; host callbacks (z.py_function) refuse it.
+xla_tracing: contextvars.ContextVar[bool] = contextvars.ContextVar("zgrad_xla_tracing", default=False)
 
 
 def function(
@@ -64,6 +69,8 @@ def function(
     value of the same dtype and shape reuses it, and a Parameter's current value is
     read on every call. Traced code must not read a Parameter's Python attributes
     (limits, step size): another Parameter of the same dtype and shape reuses the trace.
+    Keywords are bound to their positions first, so ``f(x, y=1.0)`` and ``f(x, 1.0)``
+    share a trace; the same Parameter passed twice (``f(p, p)``) is a call of its own.
 
     Examples
     --------
@@ -109,6 +116,7 @@ class GraphFunction:
     def __init__(self, func: Callable, *, kind: str, jit_compile: bool, autograph: bool) -> None:
         functools.update_wrapper(self, func)
         self._func = func
+        self._signature = _python_signature(func)
         self.kind = kind
         self._tf_options = {"jit_compile": jit_compile, "autograph": autograph, "reduce_retracing": False}
         self._cache = _cache.TraceCache()
@@ -133,12 +141,21 @@ class GraphFunction:
         mode = _policy.effective()
         if _policy.in_trace() or not mode.traces(self.kind):
             return self._python_call(instance, args, kwargs)
+        args, kwargs = self._canonical(instance, args, kwargs)
         flat = _signature.flatten(args, kwargs)
         key = (mode, _policy.get_chunksize(), _registry.generation(), flat.signature)
         cache = self._cache if instance is None else self._cache_for(instance)
         traced, created = cache.get_or_create(
             key, lambda: self._make_trace(instance, flat.signature, flat.static)
         )
+        try:
+            result = traced(*flat.dynamic)
+        except BaseException:
+            if created:  # a trace that failed must not stay cached half-built
+                cache.discard(key)
+            raise
+        # warned only once the trace exists: a warning turned into an error must not leave an
+        # entry that was never traced behind
         if created and cache.misses == _cache.RETRACE_WARNING_THRESHOLD:
             warnings.warn(
                 f"{self.__wrapped__.__qualname__} has been traced {cache.misses} times since the graph cache "
@@ -147,12 +164,16 @@ class GraphFunction:
                 RetracingWarning,
                 stacklevel=3,
             )
-        try:
-            return traced(*flat.dynamic)
-        except BaseException:
-            if created:  # a trace that failed must not stay cached half-built
-                cache.discard(key)
-            raise
+        return result
+
+    def _canonical(self, instance: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        # f(x, y=1.0) and f(x, 1.0) are the same call: moving keywords to their positions lets them
+        # share one trace instead of tracing once per spelling
+        if self._signature is None or not kwargs:
+            return args, kwargs
+        lead = () if instance is None else (instance,)
+        bound = self._signature.bind(*lead, *args, **kwargs)
+        return bound.args[len(lead) :], bound.kwargs
 
     def _python_call(self, instance: Any, args: tuple, kwargs: dict) -> Any:
         if instance is None:
@@ -163,17 +184,8 @@ class GraphFunction:
         # Variables created during a first trace make tf.function trace twice; the random generator
         # is the one zgrad creates, so it is made eagerly here and trace counts stay exact.
         random.generator()
-        func = self._func
         instance_ref = None if instance is None else weakref.ref(instance)
-
-        def body(*dynamic: Any) -> Any:
-            call_args, call_kwargs = _signature.unflatten(signature, list(dynamic), static)
-            with _policy.tracing():
-                if instance_ref is None:
-                    return func(*call_args, **call_kwargs)
-                return func(instance_ref(), *call_args, **call_kwargs)
-
-        body.__name__ = getattr(func, "__name__", "zgrad_function")
+        body = _TraceBody(self._func, instance_ref, signature, static, self._tf_options["jit_compile"])
         return tf.function(body, **self._tf_options)
 
     def _cache_for(self, instance: Any) -> _cache.TraceCache:
@@ -193,6 +205,47 @@ class GraphFunction:
             return cache
 
 
+def _python_signature(func: Callable) -> inspect.Signature | None:
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins and C callables have none: keep keywords as given
+        return None
+
+
+_BOUND_METADATA = frozenset({"__name__", "__qualname__", "kind"})
+
+
+class _TraceBody:
+    """The Python body one cache entry traces: rebuilds the call and marks the trace.
+
+    A callable object rather than a closure: TensorFlow keys its "frequent retracing"
+    log message by the code object of the traced function, which every closure would
+    share; zgrad traces each key once and warns about retracing itself.
+    """
+
+    __slots__ = ("_func", "_instance_ref", "_signature", "_static", "_xla", "__name__", "__weakref__")
+
+    def __init__(self, func: Callable, instance_ref: Any, signature: Any, static: list, xla: bool) -> None:
+        self._func = func
+        self._instance_ref = instance_ref
+        self._signature = signature
+        self._static = static
+        self._xla = xla
+        self.__name__ = getattr(func, "__name__", "zgrad_function")
+
+    def __call__(self, *dynamic: Any) -> Any:
+        call_args, call_kwargs = _signature.unflatten(self._signature, list(dynamic), self._static)
+        if self._instance_ref is not None:
+            call_args = (self._instance_ref(), *call_args)
+        token = xla_tracing.set(True) if self._xla else None
+        try:
+            with _policy.tracing():
+                return self._func(*call_args, **call_kwargs)
+        finally:
+            if token is not None:
+                xla_tracing.reset(token)
+
+
 class _BoundGraphFunction:
     """A :class:`GraphFunction` bound to one instance (what attribute access on the instance gives)."""
 
@@ -208,6 +261,16 @@ class _BoundGraphFunction:
     @property
     def __wrapped__(self) -> Callable:
         return self._graph_function.__wrapped__
+
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        return self._graph_function.__doc__
+
+    def __getattr__(self, name: str) -> Any:
+        # the metadata a bound method shows is the method's, not this helper class's
+        if name in _BOUND_METADATA:
+            return getattr(self._graph_function, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self) -> str:
         return f"<bound {self._graph_function!r} of {self._instance!r}>"

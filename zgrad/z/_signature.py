@@ -8,6 +8,7 @@ objects) enters by value and is frozen into the trace.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Hashable, Mapping
 from typing import Any, NamedTuple
 
@@ -35,8 +36,11 @@ def flatten(args: tuple, kwargs: dict) -> Flat:
 
 def _walk(value: Any, dynamic: list, static: list) -> Hashable:
     if isinstance(value, tf.Variable):
+        # tf.function traces f(p, p) apart from f(p, q) (the variables alias): so must the key,
+        # or one key would hide two traces
+        alias = next((i for i, seen in enumerate(dynamic) if seen is value), None)
         dynamic.append(value)
-        return (_VARIABLE, value.dtype.name, tuple(value.shape.as_list()))
+        return (_VARIABLE, value.dtype.name, tuple(value.shape.as_list()), alias)
     if isinstance(value, tf.Tensor):
         dynamic.append(value)
         return (_TENSOR, value.dtype.name, tuple(value.shape.as_list()))
@@ -50,18 +54,28 @@ def _walk(value: Any, dynamic: list, static: list) -> Hashable:
         return (type(value), tuple(_walk(v, dynamic, static) for v in value))
     if isinstance(value, Mapping):
         keys = tuple(value)
-        return (type(value), keys, tuple(_walk(value[k], dynamic, static) for k in keys))
+        children = tuple(_walk(value[k], dynamic, static) for k in keys)
+        # a defaultdict can only be rebuilt with its factory, which then belongs to the key
+        factory = _hashable(value.default_factory) if isinstance(value, defaultdict) else None
+        return (type(value), keys, children, factory)
+    static.append(_hashable(value))
+    if type(value) is float:
+        # 0.0 == -0.0 and NaN != NaN: keying the bits keeps signed zeros apart and lets NaN hit its trace
+        return (_STATIC, float, value.hex())
+    # the type keeps 1, 1.0 and True apart (they are equal and hash alike)
+    return (_STATIC, type(value), value)
+
+
+def _hashable(value: Any) -> Any:
     try:
         hash(value)
     except TypeError:
         raise TypeError(
-            f"z.function got an argument of type {type(value).__name__} that is neither a tensor, a NumPy "
-            "array, a list/tuple/dict of those, nor hashable; non-tensor arguments are part of the graph-cache "
-            "key by value, so they must be hashable."
+            f"z.function got an argument of type {type(value).__name__} that is neither a tensor, a "
+            "NumPy array, a list/tuple/dict of those, nor hashable; non-tensor arguments are part of the "
+            "graph-cache key by value, so they must be hashable."
         ) from None
-    static.append(value)
-    # the type keeps 1, 1.0 and True apart (they are equal and hash alike)
-    return (_STATIC, type(value), value)
+    return value
 
 
 def unflatten(signature: Hashable, dynamic: list[Any], static: list[Any]) -> tuple[tuple, dict]:
@@ -78,9 +92,11 @@ def _build(sig: Any, dyn: Any, stat: Any) -> Any:
     if tag == _STATIC:
         return next(stat)
     if isinstance(tag, type) and issubclass(tag, Mapping):
-        _, keys, children = sig
-        values = [_build(c, dyn, stat) for c in children]
-        return tag(zip(keys, values)) if tag is not dict else dict(zip(keys, values))
+        _, keys, children, factory = sig
+        rebuilt = dict(zip(keys, [_build(c, dyn, stat) for c in children], strict=True))
+        if issubclass(tag, defaultdict):
+            return tag(factory, rebuilt)
+        return rebuilt if tag is dict else tag(rebuilt)
     children = [_build(c, dyn, stat) for c in sig[1]]
     if issubclass(tag, tuple) and hasattr(tag, "_fields"):
         return tag(*children)

@@ -30,7 +30,19 @@ _generator: tf.random.Generator | None = None
 
 
 def generator() -> tf.random.Generator:
-    """Return zgrad's generator, creating it (non-deterministically seeded) on first use."""
+    """Return zgrad's generator, creating it (non-deterministically seeded) on first use.
+
+    Returns
+    -------
+    tf.random.Generator
+        The one generator behind :func:`uniform` and :func:`normal`; its state is a variable.
+
+    Examples
+    --------
+    >>> from zgrad import z
+    >>> z.random.generator() is z.random.generator()
+    True
+    """
     global _generator
     with _lock:
         if _generator is None:
@@ -46,6 +58,20 @@ def set_seed(seed: int) -> None:
     ----------
     seed : int
         A non-negative integer.
+
+    Raises
+    ------
+    ValueError
+        If ``seed`` is not a non-negative int (bools and floats included).
+
+    Examples
+    --------
+    >>> from zgrad import z
+    >>> z.random.set_seed(7)
+    >>> first = z.random.normal((2,)).numpy()
+    >>> z.random.set_seed(7)
+    >>> bool((first == z.random.normal((2,)).numpy()).all())
+    True
     """
     if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative int; got {seed!r} ({type(seed).__name__}).")
@@ -78,6 +104,12 @@ def uniform(shape: Any, minval: Any = 0.0, maxval: Any = 1.0, dtype: tf.DType = 
 
 def normal(shape: Any, mean: Any = 0.0, stddev: Any = 1.0, dtype: tf.DType = tf.float64) -> tf.Tensor:
     """Draw normally distributed random numbers.
+
+    Parameters
+    ----------
+    shape : int or sequence of int or 1-D int tensor
+    mean, stddev : float or tensor
+    dtype : tf.DType, default tf.float64
 
     Examples
     --------
