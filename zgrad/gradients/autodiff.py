@@ -41,7 +41,12 @@ class AutodiffStrategy:
     def value_gradient(self, func: Callable[[], Any], params: Sequence[tf.Variable]) -> GradientResult:
         """Return value and gradient of ``func`` w.r.t. ``params`` as a :class:`GradientResult`."""
         params = tuple(params)
-        value, grad = _value_gradient(func, params, _identities(params))
+        # A loss over large data may offer a memory-bounded evaluation (one tape per chunk of data).
+        hook = getattr(func, "zgrad_value_gradient", None)
+        if hook is not None:
+            value, grad = hook(params, _identities(params))
+        else:
+            value, grad = _value_gradient(func, params, _identities(params))
         return self._result(value, grad, None, params)
 
     def hessian(self, func: Callable[[], Any], params: Sequence[tf.Variable]) -> GradientResult:
@@ -79,7 +84,7 @@ def _param_name(param: tf.Variable) -> str:
 
 
 def checked_gradients(grads: list, params: tuple, func: Callable) -> tf.Tensor:
-    """Stack a tape's per-parameter gradients densely, or raise naming the parameters whose gradient is None."""
+    """Stack a tape's per-parameter gradients densely; raise naming every parameter whose gradient is None."""
     missing = [_param_name(p) for p, g in zip(params, grads, strict=True) if g is None]
     if missing:
         raise GradientError(

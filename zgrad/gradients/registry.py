@@ -23,6 +23,11 @@ __all__ = ["available", "get", "register", "unregister", "check_strategy"]
 
 def check_strategy(strategy: Any, name: str = "strategy") -> Any:
     """Return ``strategy`` if it satisfies the protocol, else raise ``TypeError`` saying what is missing."""
+    if isinstance(strategy, type):
+        # a class passes the attribute checks, then fails at call time with a confusing argument error
+        raise TypeError(
+            f"{name} = {strategy.__name__} is a class; register an instance, e.g. {strategy.__name__}()."
+        )
     problems = []
     for attr in ("is_autograd", "provides_gradient"):
         if not isinstance(getattr(strategy, attr, None), bool):

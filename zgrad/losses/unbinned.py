@@ -120,10 +120,12 @@ class UnbinnedNLL(BaseLoss):
         return total
 
     @function(wraps="gradient")
-    def zgrad_value_gradient(self, params: tuple) -> tuple[tf.Tensor, tf.Tensor]:
+    def zgrad_value_gradient(self, params: tuple, identities: tuple) -> tuple[tf.Tensor, tf.Tensor]:
         """Value and gradient by autodiff, one tape per chunk (memory bounded by the chunk size).
 
-        The ``'autodiff'`` strategy uses this hook when a loss offers it.
+        The ``'autodiff'`` strategy uses this hook when a loss offers it. ``identities``
+        (``p.ref()`` of each Parameter) only joins the graph-cache key: the model reads its
+        Parameters directly, so a trace is valid only for the Parameters it was made with.
         """
         params = tuple(params)
 
