@@ -20,7 +20,10 @@ def _isolated_policy():
     _cache.set_max_size(None)
     zgrad.run.clear_graph_cache()
     yield
+    leaked = _policy._override.get()
+    _policy._override.set(None)  # a leaked override would poison every later test
     _policy.reset_to_default()
     _policy.set_chunksize(None)
     _cache.set_max_size(None)
     zgrad.run.clear_graph_cache()
+    assert leaked is None, f"the test left a scoped mode behind: {leaked}"

@@ -1,8 +1,9 @@
-"""Turning tensors and nested structures into NumPy (ground layer: uses TensorFlow only if already imported)."""
+"""Turning tensors and nested structures into NumPy (ground layer: uses TensorFlow only once imported)."""
 
 from __future__ import annotations
 
 import sys
+from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,8 @@ def _convert(value: Any, tf: Any) -> Any:
 
 
 def _rebuild_mapping(original: Mapping, converted: dict) -> Any:
+    if isinstance(original, defaultdict):  # its constructor takes the default factory first
+        return type(original)(original.default_factory, converted)
     try:
         return type(original)(converted)
     except TypeError:  # a mapping type that cannot be built from a dict: give a plain dict

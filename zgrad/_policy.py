@@ -15,16 +15,17 @@ import contextlib
 import contextvars
 import sys
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Union
+from typing import Any
 
 from zgrad import _registry
 from zgrad.errors import PolicyInTraceError
 
-GraphValue = Union[bool, str, Mapping[str, bool]]
-AutogradValue = Union[bool, str]
+GraphValue = bool | str | Mapping[str, bool]
+AutogradValue = bool | str
 
 #: Kinds that ``graph='auto'`` runs eagerly when they are called directly.
 AUTO_EAGER_KINDS = frozenset({"model"})
@@ -61,7 +62,9 @@ def validate_graph(graph: Any) -> bool | str | tuple[tuple[str, bool], ...]:
                 )
             items.append((kind, value))
         return tuple(sorted(items))
-    raise TypeError(f"graph={graph!r} ({_type_name(graph)}) has the wrong type; graph must be {_GRAPH_ALLOWED}.")
+    raise TypeError(
+        f"graph={graph!r} ({_type_name(graph)}) has the wrong type; graph must be {_GRAPH_ALLOWED}."
+    )
 
 
 def validate_autograd(autograd: Any) -> bool | str:
@@ -71,7 +74,9 @@ def validate_autograd(autograd: Any) -> bool | str:
         return autograd
     if isinstance(autograd, str):
         if not _registry.is_registered(autograd):
-            raise ValueError(f"autograd={autograd!r} is not a registered gradient strategy; allowed: {allowed}.")
+            raise ValueError(
+                f"autograd={autograd!r} is not a registered gradient strategy; allowed: {allowed}."
+            )
         return autograd
     raise TypeError(f"autograd={autograd!r} ({_type_name(autograd)}) has the wrong type; allowed: {allowed}.")
 
@@ -129,6 +134,9 @@ DEFAULT_MODE = MappingProxyType({"autograd": True, "graph": "auto"})
 _lock = threading.RLock()
 _default = Mode.make(DEFAULT_MODE["graph"], DEFAULT_MODE["autograd"])
 _override: contextvars.ContextVar[Mode | None] = contextvars.ContextVar("zgrad_mode_override", default=None)
+#: set_mode results not entered yet, so that entering one can unlink it from changes made after it
+#: (weakly held: a plain call whose result is dropped is a persistent change, nothing to track).
+_pending: weakref.WeakSet[ModeChange] = weakref.WeakSet()
 _tracing_depth: contextvars.ContextVar[int] = contextvars.ContextVar("zgrad_tracing_depth", default=0)
 
 
@@ -178,12 +186,12 @@ class ModeChange:
     also on an exception.
     """
 
-    __slots__ = ("_mode", "_previous_default", "_changed_token", "_block_token", "_entered")
+    __slots__ = ("_mode", "_previous", "_in_default", "_block_token", "_entered", "__weakref__")
 
-    def __init__(self, mode: Mode, previous_default: Mode | None, changed_token: contextvars.Token | None):
+    def __init__(self, mode: Mode, previous: Mode | None, in_default: bool):
         self._mode = mode
-        self._previous_default = previous_default
-        self._changed_token = changed_token
+        self._previous = previous  # what the changed scope held before this change
+        self._in_default = in_default  # changed the process default (else the caller's override)
         self._block_token: contextvars.Token | None = None
         self._entered = False
 
@@ -193,22 +201,40 @@ class ModeChange:
         return self._mode
 
     def __enter__(self) -> ModeChange:
-        global _default
+        _check_not_tracing("Entering a `with zgrad.run.set_mode(...)` block")
         if self._entered:
             raise RuntimeError("A set_mode(...) result can be entered as a `with` block only once.")
         self._entered = True
-        if self._changed_token is not None:
-            _override.reset(self._changed_token)
-        else:
-            with _lock:
-                if _default is self._mode:
-                    _default = self._previous_default
+        with _lock:
+            _pending.discard(self)
+            if not self._undo_in_scope():
+                # Another change was layered on this one in the meantime (maybe by another thread):
+                # unlink this one, so that scoping the later one falls back past it, not onto it.
+                for other in _pending:
+                    if other._in_default == self._in_default and other._previous is self._mode:
+                        other._previous = self._previous
         self._block_token = _override.set(self._mode)
         return self
 
+    def _undo_in_scope(self) -> bool:
+        """Give the changed scope its previous value back if this change is still on top of it."""
+        global _default
+        if self._in_default:
+            if _default is not self._mode:
+                return False
+            _default = self._previous
+        else:
+            if _override.get() is not self._mode:
+                return False
+            # no token reset: the enclosing block's exit restores its own scope in any case
+            _override.set(self._previous)
+        return True
+
     def __exit__(self, *exc_info: object) -> None:
-        _check_not_tracing("Leaving a `with zgrad.run.set_mode(...)` block")
-        _override.reset(self._block_token)
+        try:
+            _check_not_tracing("Leaving a `with zgrad.run.set_mode(...)` block")
+        finally:  # restore also when refusing, so that no override outlives its block
+            _override.reset(self._block_token)
 
     def __repr__(self) -> str:
         return f"<ModeChange {self._mode.as_dict()}>"
@@ -228,11 +254,16 @@ def set_mode(graph: Any = None, autograd: Any = None) -> ModeChange:
         current.public_graph if graph is None else graph,
         current.autograd if autograd is None else autograd,
     )
-    if _override.get() is not None:
-        return ModeChange(new, None, _override.set(new))
     with _lock:
-        previous, _default = _default, new
-    return ModeChange(new, previous, None)
+        override = _override.get()
+        if override is not None:
+            _override.set(new)
+            change = ModeChange(new, override, in_default=False)
+        else:
+            previous, _default = _default, new
+            change = ModeChange(new, previous, in_default=True)
+        _pending.add(change)
+    return change
 
 
 def reset_to_default() -> None:

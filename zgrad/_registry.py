@@ -57,9 +57,7 @@ def lookup(name: str) -> Any:
     """
     with _lock:
         if name not in _table:
-            raise ValueError(
-                f"Unknown gradient strategy {name!r}; registered strategies are {list(_table)}."
-            )
+            raise ValueError(f"Unknown gradient strategy {name!r}; registered strategies are {list(_table)}.")
         entry = _table[name]
         if isinstance(entry, str):
             module_name, attr = entry.split(":")
@@ -97,5 +95,5 @@ def _bump() -> None:
 
 
 def generation() -> int:
-    """A counter that moves on every change of the table (part of graph-cache keys)."""
+    """Return a counter that moves on every change of the table (part of graph-cache keys)."""
     return _generation

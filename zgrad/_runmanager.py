@@ -91,7 +91,10 @@ class RunManager:
 
     @property
     def mode(self) -> dict[str, Any]:
-        """The mode in force here, as a new dict ``{'autograd': ..., 'graph': ...}``; changing it changes nothing."""
+        """The mode in force here, as a new dict ``{'autograd': ..., 'graph': ...}``.
+
+        Changing the returned dict changes nothing.
+        """
         return _policy.effective().as_dict()
 
     def set_mode(self, graph: Any = None, autograd: Any = None) -> _policy.ModeChange:
@@ -133,10 +136,10 @@ class RunManager:
         >>> with zgrad.run.set_mode(graph={"loss": False}, autograd="numerical"):
         ...     zgrad.run.mode
         {'autograd': 'numerical', 'graph': {'loss': False}}
-        >>> zgrad.run.set_mode(graph="eager")
+        >>> zgrad.run.set_mode(graph="eager")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: graph='eager' is not allowed; graph must be True, False, 'auto', or a dict mapping wrapped-function kinds (str) to bool.
+        ValueError: graph='eager' is not allowed; graph must be True, False, 'auto', or a dict ...
         """
         return _policy.set_mode(graph=graph, autograd=autograd)
 
@@ -254,13 +257,13 @@ class RunManager:
     # --- deprecated names ---------------------------------------------------------------------
 
     def experimental_clear_caches(self) -> None:
-        """Deprecated alias of :meth:`clear_graph_cache`."""
+        """Clear the graph cache (deprecated alias of :meth:`clear_graph_cache`)."""
         _deprecated("zgrad.run.experimental_clear_caches()", "zgrad.run.clear_graph_cache()")
         self.clear_graph_cache()
 
     @staticmethod
     def experimental_enable_eager(eager: bool = False) -> _policy.ModeChange:
-        """Deprecated: use ``zgrad.run.set_mode(graph=not eager)``."""
+        """Set the graph policy (deprecated: use ``zgrad.run.set_mode(graph=not eager)``)."""
         _deprecated("RunManager.experimental_enable_eager(eager)", "zgrad.run.set_mode(graph=not eager)")
         if not isinstance(eager, bool):
             raise TypeError(f"eager must be True or False; got {eager!r} ({type(eager).__name__}).")
