@@ -1,0 +1,128 @@
+"""The vocabulary of the suite: a :class:`Case`, its :class:`ParamSpec` and the :class:`Tolerance` rules.
+
+The tolerance tables live here, next to the rule that picks one: exact strategies
+are held to floating-point rounding, every other strategy (numerical ones, user
+strategies) to what finite differences can reach, and on hard cases an inexact
+strategy may instead pass because its own error estimate covers the true error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["EXACT_STRATEGIES", "LEVELS", "Case", "ParamSpec", "Tolerance"]
+
+#: The derivative levels a case is checked at.
+LEVELS = ("gradient", "hessian")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """When a computed derivative counts as correct.
+
+    A component passes when its relative deviation is at most ``rtol``, or, with
+    ``error_covers=True``, when the strategy's own error estimate is at least the
+    true absolute deviation (an honest error bar is acceptable where the
+    precision itself cannot be reached).
+    """
+
+    rtol: float
+    error_covers: bool = False
+
+    def passes(self, rel_deviation: float, abs_deviation: float, error: float | None) -> bool:
+        """Return whether a component with these deviations and error estimate passes."""
+        if rel_deviation <= self.rtol:
+            return True
+        return bool(self.error_covers and error is not None and abs_deviation <= error)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A parameter of a case: name, limits and step size (None: the Parameter default)."""
+
+    name: str
+    lower: float | None = None
+    upper: float | None = None
+    step_size: float | None = None
+
+
+# Relative tolerances by (dtype, level). Automatic differentiation is exact up to rounding:
+# float64 rounding over the few hundred operations of these cases stays far below 1e-12, and
+# float32 (eps 1.2e-7) below 1e-5. Numerical derivatives are truncation- and rounding-limited:
+# 1e-7 for float64 gradients is what the accurate budget promises on well-scaled functions, and
+# second differences lose about two more digits. In float32 the best a difference can do is
+# about eps**(2/3) ~ 2e-5 for a gradient and eps**(1/2) ~ 3e-4 for a Hessian entry, times the
+# conditioning of the function: float32 cases also accept an error estimate covering the error.
+_EXACT_RTOL = {
+    ("float64", "gradient"): 1e-12,
+    ("float64", "hessian"): 1e-12,
+    ("float32", "gradient"): 1e-5,
+    ("float32", "hessian"): 1e-5,
+}
+_APPROX_RTOL = {
+    ("float64", "gradient"): 1e-7,
+    ("float64", "hessian"): 1e-5,
+    ("float32", "gradient"): 1e-4,
+    ("float32", "hessian"): 1e-2,
+}
+#: Strategies known to be exact up to rounding; every other strategy gets the numerical tolerances.
+EXACT_STRATEGIES = frozenset({"autodiff"})
+
+
+def _no_data(dtype: np.dtype) -> dict[str, np.ndarray]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A reference function with its exact derivatives, evaluated at a few named points.
+
+    Attributes
+    ----------
+    name : str
+        Short identifier used in reports and in ``--cases`` filters.
+    description : str
+        One line for humans.
+    params : tuple of ParamSpec
+    points : tuple of (str, tuple of float)
+        Named parameter points; the first one is the ``--quick`` subset.
+    build : callable
+        ``build(parameters, data)`` returns the zero-argument function to differentiate.
+    gradient, hessian : callable
+        ``gradient(x, data)`` and ``hessian(x, data)``: the closed forms, in float64, at the
+        parameter values ``x`` actually stored (rounded to ``dtype``), with ``data`` in float64.
+    data : callable
+        ``data(dtype)`` returns the case's seeded data as a dict of NumPy arrays of that dtype.
+    dtype : str
+        ``'float64'`` or ``'float32'``: the dtype of the Parameters and of the data.
+    hard : bool
+        Badly scaled, rounding-limited or limit-bound: inexact strategies may pass by an
+        error estimate that covers the true error.
+    tolerances : mapping
+        Overrides, ``{strategy: {level: Tolerance}}``.
+    """
+
+    name: str
+    description: str
+    params: tuple[ParamSpec, ...]
+    points: tuple[tuple[str, tuple[float, ...]], ...]
+    build: Callable[[tuple, Mapping[str, Any]], Callable[[], Any]]
+    gradient: Callable[[np.ndarray, Mapping[str, np.ndarray]], np.ndarray]
+    hessian: Callable[[np.ndarray, Mapping[str, np.ndarray]], np.ndarray]
+    data: Callable[[np.dtype], dict[str, np.ndarray]] = _no_data
+    dtype: str = "float64"
+    hard: bool = False
+    tolerances: Mapping[str, Mapping[str, Tolerance]] = field(default_factory=dict)
+
+    def tolerance(self, strategy: str, level: str) -> Tolerance:
+        """Return the tolerance for ``strategy`` at ``level`` (``'gradient'`` or ``'hessian'``)."""
+        override = self.tolerances.get(strategy, {}).get(level)
+        if override is not None:
+            return override
+        if strategy in EXACT_STRATEGIES:
+            return Tolerance(_EXACT_RTOL[self.dtype, level])
+        return Tolerance(_APPROX_RTOL[self.dtype, level], error_covers=self.hard or self.dtype == "float32")
