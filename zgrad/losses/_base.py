@@ -138,6 +138,14 @@ class BaseLoss:
         """The floating Parameters, in a fixed order (fixed ones excluded)."""
         return self.get_params(floating=True)
 
+    @property
+    def uses_py_function(self) -> bool:
+        """Whether the loss passes values through ``z.py_function`` (a model's, or a summed loss's)."""
+        model = getattr(self, "_model", None)
+        if any(getattr(loss, "uses_py_function", False) for loss in getattr(self, "_losses", ())):
+            return True
+        return bool(getattr(model, "uses_py_function", False))
+
     # --- value --------------------------------------------------------------------------------
 
     def _loss_tensor(self) -> tf.Tensor:

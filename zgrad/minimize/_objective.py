@@ -100,6 +100,21 @@ class Objective:
         self._set(x)
         return np.asarray(_api.derivatives(self.loss, self.params, strategy=self.hessian_strategy, hessian=True).hessian)
 
+    def g2(self, x: Any) -> np.ndarray:
+        """The diagonal of the Hessian at ``x`` (Minuit asks for it where a second derivative is negative)."""
+        return np.diag(self.hess(x)).copy()
+
+
+def needs_check(grad_name: str | None, loss: Any) -> bool:
+    """Whether a gradient must pass the directional check before the minimizer trusts it.
+
+    User-registered strategies are not validated by zgrad, and automatic differentiation
+    through ``z.py_function`` relies on the bridge's (numerical or user) derivatives.
+    """
+    if grad_name is None:
+        return False
+    return not _registry.is_builtin(grad_name) or bool(getattr(loss, "uses_py_function", False))
+
 
 def directional_check(objective: Objective, x0: np.ndarray) -> dict:
     """Compare the gradient along one direction with a central finite difference at ``x0``.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 
-from zgrad import _registry
 from zgrad.minimize import _objective
 from zgrad.minimize.result import FitResult, ParamMap
 
@@ -77,17 +77,23 @@ class Minuit:
         objective = _objective.Objective(loss, params, grad_strategy, hess_strategy)
         x0 = np.array([float(p.numpy()) for p in params])
         check = None
-        if grad_name is not None and not _registry.is_builtin(grad_name):
+        if _objective.needs_check(grad_name, loss):
             check = _objective.directional_check(objective, x0)
 
         start = time.perf_counter()
-        minuit = iminuit.Minuit(
-            objective.fcn,
-            x0,
-            grad=objective.grad if grad_strategy is not None else None,
-            hessian=objective.hess if hess_strategy is not None else None,
-            name=[p.name for p in params],
-        )
+        with warnings.catch_warnings():
+            # Minuit2 calls the user's G2 whenever it can compute a Hessian, e.g. after finding a
+            # negative second derivative; iminuit 2.33 then calls g2=None and raises TypeError. So g2
+            # goes with the Hessian, although iminuit warns that it is unused.
+            warnings.filterwarnings("ignore", "hessian overrides g2", iminuit.util.IMinuitWarning)
+            minuit = iminuit.Minuit(
+                objective.fcn,
+                x0,
+                grad=objective.grad if grad_strategy is not None else None,
+                g2=objective.g2 if hess_strategy is not None else None,
+                hessian=objective.hess if hess_strategy is not None else None,
+                name=[p.name for p in params],
+            )
         minuit.errordef = loss.errordef
         minuit.strategy = self.strategy
         if self.tol is not None:
@@ -117,7 +123,7 @@ class Minuit:
         fval = float(fmin.fval) if fmin is not None else math.nan
         if fmin is not None and not fmin.is_valid:
             messages.append(_describe_invalid(fmin))
-        if not math.isfinite(fval):
+        if fmin is not None and not math.isfinite(fval):
             messages.append("the loss is not finite at the minimum (NaN or inf)")
         limited = _objective.at_limit(params, values, errors)
         if limited:

@@ -73,7 +73,7 @@ class Scipy:
         objective = _objective.Objective(loss, params, grad_strategy, hess_strategy)
         x0 = np.array([float(p.numpy()) for p in params])
         check = None
-        if grad_name is not None and not _registry.is_builtin(grad_name):
+        if _objective.needs_check(grad_name, loss):
             check = _objective.directional_check(objective, x0)
         bounds = [(getattr(p, "lower", None), getattr(p, "upper", None)) for p in params]
         kwargs: dict[str, Any] = {"jac": objective.grad if grad_strategy is not None else None}

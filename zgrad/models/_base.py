@@ -48,7 +48,7 @@ class BasePDF:
         for role, param in params.items():
             if not isinstance(param, tf.Variable):
                 raise TypeError(
-                    f"{type(self).__name__}: parameter {role!r} must be a zgrad.Parameter; "
+                    f"{type(self).__name__}: parameter {role!r} must be a zgrad.Parameter (or a tf.Variable); "
                     f"got {param!r} ({type(param).__name__})."
                 )
             checked[role] = param
@@ -91,6 +91,11 @@ class BasePDF:
 
     def _all_params(self) -> list[Any]:
         return list(self._params.values())
+
+    @property
+    def uses_py_function(self) -> bool:
+        """Whether values pass through ``z.py_function`` (their gradients are then not exact)."""
+        return False
 
     @property
     def is_extended(self) -> bool:

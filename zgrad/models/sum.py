@@ -105,6 +105,11 @@ class Sum(BasePDF):
         return self._pdfs
 
     @property
+    def uses_py_function(self) -> bool:
+        """Whether any component passes its values through ``z.py_function``."""
+        return any(pdf.uses_py_function for pdf in self._pdfs)
+
+    @property
     def is_extended(self) -> bool:
         """Whether the sum was built with yields."""
         return self._extended

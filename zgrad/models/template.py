@@ -28,6 +28,11 @@ class _TemplateShape(BasePDF):
         params = {role: p for role, p in (("shift", shift), ("scale", scale)) if p is not None}
         super().__init__(obs, params, name=name)
 
+    @property
+    def uses_py_function(self) -> bool:
+        """True: template values come from SciPy through ``z.py_function``."""
+        return True
+
     def _shift_scale(self) -> tuple[tf.Tensor, tf.Tensor]:
         dtype = self._dtype()
         shift = self._params.get("shift")
