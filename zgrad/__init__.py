@@ -30,6 +30,8 @@ _LAZY = {
     "models": "zgrad.models",
     "losses": "zgrad.losses",
     "minimize": "zgrad.minimize",
+    "checks": "zgrad.checks",
+    "crosscheck": "zgrad.checks.compare:crosscheck",
     "GradientResult": "zgrad.gradients.result:GradientResult",
     "derivatives": "zgrad.gradients._api:derivatives",
     "gradient": "zgrad.gradients._api:gradient",
@@ -40,7 +42,8 @@ _LAZY = {
 __all__ = ["RunManager", "errors", "run", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from zgrad import gradients, losses, minimize, models, z
+    from zgrad import checks, gradients, losses, minimize, models, z
+    from zgrad.checks.compare import crosscheck
     from zgrad.gradients._api import derivatives, gradient, hessian, value_gradient
     from zgrad.gradients.result import GradientResult
     from zgrad.params import Parameter

@@ -1,0 +1,511 @@
+"""``zgrad.crosscheck``: compare gradient strategies with each other and with a reference.
+
+For every point, parameter and strategy the check records the derivative, the strategy's
+own error estimate, the deviation from a reference and a verdict. The reference is a closed
+form when the caller gives one, otherwise the most trustworthy strategy available:
+``'autodiff'`` where it succeeds, else ``'numerical'`` (accurate budget).
+
+The verdict of a row is ``|deviation| <= tolerance`` with
+
+- ``scale = max(|reference_i|, 1e-3 * max_j |reference_j|)`` over the components of the same
+  level (gradient, or Hessian entries) at the same point, so a component that is tiny next
+  to its siblings is judged on the scale of the whole vector rather than on its own;
+- ``tolerance = max(rtol * scale, cover)``, where ``rtol`` is the strategy's relative
+  tolerance (``'autodiff'`` 1e-8, ``'numerical'`` 1e-6, any other strategy 1e-6 unless
+  given) and ``cover`` the error estimates that vouch for the difference: the numerical
+  strategy's own error estimate, plus the reference's error estimate when the reference is
+  itself numerical.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zgrad import _policy
+from zgrad._runmanager import run
+from zgrad.checks import _inputs, _plots, report
+from zgrad.gradients import _api, registry
+
+__all__ = ["CrossCheckReport", "CrossCheckRow", "crosscheck", "DEFAULT_RTOL", "ERROR_COVERED", "SCALE_FLOOR"]
+
+#: Relative tolerance per strategy name when ``tolerances`` does not say otherwise.
+DEFAULT_RTOL: Mapping[str, float] = {"autodiff": 1e-8, "numerical": 1e-6}
+#: Relative tolerance of strategies not named in :data:`DEFAULT_RTOL`.
+OTHER_RTOL = 1e-6
+#: Strategies whose own error estimate may cover a deviation larger than ``rtol * scale``.
+ERROR_COVERED = frozenset({"numerical"})
+#: A component's scale is at least this fraction of the largest reference component.
+SCALE_FLOOR = 1e-3
+
+CLOSED_FORM = "closed form"
+NUMERICAL_REFERENCE = "numerical (accurate)"
+
+
+@dataclass(frozen=True)
+class CrossCheckRow:
+    """One derivative component of one strategy at one point, compared with the reference.
+
+    Attributes
+    ----------
+    point : int
+        Index of the point in the report's ``points``.
+    param : str
+        Parameter name; ``'a,b'`` for the Hessian entry of ``a`` and ``b``.
+    strategy : str
+        Strategy name.
+    value : float or None
+        The strategy's derivative; None if the strategy raised.
+    error : float or None
+        The strategy's own error estimate; None where it gives none (exact strategies).
+    reference : float or None
+        The reference derivative.
+    deviation : float or None
+        ``value - reference``.
+    zscore : float or None
+        ``|deviation| / error`` where an error estimate exists.
+    tolerance : float or None
+        The largest ``|deviation|`` that passes (see :mod:`zgrad.checks.compare`).
+    ok : bool
+        The verdict.
+    n_evals : int or None
+        Function evaluations the strategy used for this point and level.
+    seconds : float
+        Wall time of that call.
+    level : str
+        ``'gradient'`` or ``'hessian'``.
+    scale : float or None
+        The scale the relative tolerance multiplies.
+    message : str
+        Why a row failed without a value (the exception), or a non-``'ok'`` numerical status.
+
+    Examples
+    --------
+    >>> from zgrad.checks import CrossCheckRow
+    >>> row = CrossCheckRow(point=0, param="x", strategy="autodiff", value=2.0, error=None,
+    ...                     reference=2.0, deviation=0.0, zscore=None, tolerance=2e-8, ok=True,
+    ...                     n_evals=1, seconds=0.01)
+    >>> row.level, row.relative_deviation
+    ('gradient', None)
+    """
+
+    point: int
+    param: str
+    strategy: str
+    value: float | None
+    error: float | None
+    reference: float | None
+    deviation: float | None
+    zscore: float | None
+    tolerance: float | None
+    ok: bool
+    n_evals: int | None
+    seconds: float
+    level: str = "gradient"
+    scale: float | None = None
+    message: str = ""
+
+    @property
+    def relative_deviation(self) -> float | None:
+        """``|deviation| / scale``, or None where either is missing or the scale is zero."""
+        if self.deviation is None or not self.scale:
+            return None
+        return abs(self.deviation) / self.scale
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the fields as a plain dict (what the JSON report holds per row)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What the check differentiates, kept by the report for precision scans."""
+
+    func: Callable[[], Any]
+    params: tuple
+    reference_gradient: Callable[[np.ndarray], Any] | None
+    reference_hessian: Callable[[np.ndarray], Any] | None
+
+
+class CrossCheckReport:
+    """The outcome of :func:`crosscheck`: rows, verdict, and renderings.
+
+    ``str(report)`` is a terminal table; :meth:`to_json` and :meth:`to_html` write the same
+    content for machines and for people (see :mod:`zgrad.checks.report` for the JSON schema).
+
+    Attributes
+    ----------
+    rows : tuple of CrossCheckRow
+        One per point, parameter and strategy, then the Hessian entries where requested.
+    params : tuple of str
+        Parameter names, in the order of the values in ``points``.
+    points : tuple of ndarray
+        The parameter values of each point.
+    strategies : tuple of str
+        The strategies checked.
+    rtols : dict
+        The relative tolerance used per strategy.
+    reference_source : str
+        ``'closed form'``, ``'autodiff'`` or ``'numerical (accurate)'``; where levels or points
+        differ, each source followed by its level.
+    hessian : bool
+        Whether Hessian rows were requested.
+    notes : tuple of str
+        Remarks on what could not be compared (e.g. a strategy without a Hessian).
+
+    Examples
+    --------
+    >>> import zgrad
+    >>> from zgrad.checks import crosscheck
+    >>> x = zgrad.Parameter("x", 2.0)
+    >>> report = crosscheck(lambda: x**3, [x], strategies=["autodiff"], reference=lambda v: [3 * v[0] ** 2])
+    >>> report.ok, len(report.rows), report.failures
+    (True, 1, ())
+    >>> report.rows[0].value, report.rows[0].reference
+    (12.0, 12.0)
+    """
+
+    def __init__(
+        self,
+        rows: Sequence[CrossCheckRow],
+        *,
+        params: tuple[str, ...],
+        points: tuple[np.ndarray, ...],
+        strategies: tuple[str, ...],
+        rtols: Mapping[str, float],
+        reference_source: str,
+        hessian: bool = False,
+        notes: tuple[str, ...] = (),
+        target: _Target | None = None,
+    ) -> None:
+        self.rows = tuple(rows)
+        self.params = tuple(params)
+        self.points = tuple(np.array(x, dtype=float) for x in points)
+        self.strategies = tuple(strategies)
+        self.rtols = dict(rtols)
+        self.reference_source = reference_source
+        self.hessian = hessian
+        self.notes = tuple(notes)
+        self.created = report.utc_now()
+        self.scale_floor = SCALE_FLOOR
+        self.error_covered = ERROR_COVERED
+        self._target = target
+
+    @property
+    def ok(self) -> bool:
+        """Whether there are rows and every one of them passed."""
+        return bool(self.rows) and all(row.ok for row in self.rows)
+
+    @property
+    def failures(self) -> tuple[CrossCheckRow, ...]:
+        """The rows that failed, in order."""
+        return tuple(row for row in self.rows if not row.ok)
+
+    def summary(self) -> dict[str, Any]:
+        """Return counts, the largest relative deviation and z-score, cost and time per strategy."""
+        return report.summarize(self)
+
+    def __str__(self) -> str:
+        return report.format_table(self)
+
+    def __repr__(self) -> str:
+        return f"<CrossCheckReport ok={self.ok} rows={len(self.rows)} failures={len(self.failures)}>"
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """Return the report as a JSON document (schema :data:`zgrad.checks.report.SCHEMA_VERSION`)."""
+        return report.to_json(self, indent=indent)
+
+    def to_html(self, path: str | os.PathLike) -> Path:
+        """Write one self-contained HTML page (tables and embedded PNG plots); return its path.
+
+        ``path`` is the file to write, or an existing directory to write ``index.html`` into.
+        Rendering needs matplotlib and evaluates the function again for the precision plots.
+        """
+        return report.write_html(self, path)
+
+    def precision_scan(self, param: Any, n_points: int = 15, width: float = 3.0) -> _plots.PrecisionScan:
+        """Scan ``param`` around the first point: numerical derivative, its error and the reference.
+
+        The scan covers ``n_points`` values within ``width`` step sizes on either side (inside
+        the limits); the other Parameters stay at the first point, and all are restored after.
+
+        Raises
+        ------
+        zgrad.errors.GradientError
+            If there is no closed form and autodiff fails: no independent reference to compare with.
+        """
+        if self._target is None:
+            raise ValueError("This report holds no function to scan (it was not made by crosscheck).")
+        if not isinstance(param, str):
+            param = getattr(param, "name", param)
+        if param not in self.params:
+            raise ValueError(f"Unknown parameter {param!r}; the report's parameters are {list(self.params)}.")
+        return _plots.precision_scan(self._target, self.points[0], self.params.index(param), n_points, width)
+
+
+def crosscheck(
+    loss_or_callable: Any,
+    params: Sequence[Any] | None = None,
+    *,
+    strategies: Sequence[str] | None = None,
+    points: Sequence[Any] | None = None,
+    reference: Callable[[np.ndarray], Any] | Mapping[str, Callable] | None = None,
+    tolerances: float | Mapping[str, float] | None = None,
+    hessian: bool = False,
+) -> CrossCheckReport:
+    """Compare the derivatives of gradient strategies with a reference, component by component.
+
+    Parameters
+    ----------
+    loss_or_callable : loss or callable
+        A zgrad loss (anything with ``.params``) or a zero-argument callable returning a scalar
+        that reads the Parameters.
+    params : sequence of Parameter, optional
+        The Parameters to differentiate; default ``loss.params``. Required for a plain callable.
+    strategies : sequence of str, optional
+        Registered strategy names; default every registered strategy that provides a gradient.
+    points : sequence, optional
+        Where to compare: each a dict ``name -> value`` (unnamed Parameters keep their current
+        value) or an array of all values in ``params`` order. Default: the current values.
+        The Parameters are restored exactly afterwards.
+    reference : callable or dict, optional
+        The closed-form gradient, ``f(values) -> (n,)`` array, or a dict with the keys
+        ``'gradient'`` and optionally ``'hessian'`` (``g(values) -> (n, n)``). Default: the
+        most trustworthy strategy available, stated in ``report.reference_source``.
+    tolerances : float or dict, optional
+        Relative tolerance for every strategy, or a dict ``strategy -> rtol`` overriding the
+        defaults (1e-8 for ``'autodiff'``, 1e-6 for the others).
+    hessian : bool, default False
+        Also compare the Hessian (rows with ``level='hessian'``, one per entry ``i <= j``).
+
+    Returns
+    -------
+    CrossCheckReport
+        ``ok``, ``rows``, ``failures``; prints as a table; ``to_json()``, ``to_html(path)``.
+
+    Raises
+    ------
+    ValueError
+        For a callable without ``params``, an unknown strategy or parameter name, a point
+        outside the limits, or a reference of the wrong shape.
+    TypeError
+        For arguments of the wrong type.
+    RuntimeError
+        Inside a trace.
+
+    Notes
+    -----
+    Each strategy runs in its own ``with zgrad.run.set_mode(autograd=name):`` scope and is
+    also passed as ``strategy=name``, so the caller's mode is the same afterwards. A strategy
+    that raises yields failing rows carrying the error message instead of stopping the check.
+
+    Examples
+    --------
+    >>> import zgrad
+    >>> from zgrad.checks import crosscheck
+    >>> x, y = zgrad.Parameter("x", 1.5), zgrad.Parameter("y", -0.5)
+    >>> report = crosscheck(lambda: x**2 * y, [x, y], reference=lambda v: [2 * v[0] * v[1], v[0] ** 2])
+    >>> report.ok, report.reference_source, sorted({row.strategy for row in report.rows})
+    (True, 'closed form', ['autodiff', 'numerical'])
+    >>> float(x.value()), float(y.value())
+    (1.5, -0.5)
+    """
+    if _policy.in_trace():
+        raise RuntimeError(
+            "crosscheck evaluates the function from Python: call it eagerly, not inside a trace."
+        )
+    if not isinstance(hessian, bool):
+        raise TypeError(f"hessian must be True or False; got {hessian!r}.")
+    func, params = _inputs.resolve_target(loss_or_callable, params)
+    names = _inputs.resolve_strategies(strategies)
+    rtols = _resolve_tolerances(tolerances, names)
+    ref_grad, ref_hess = _inputs.resolve_reference(reference)
+    values = _inputs.resolve_points(points, params)
+    target = _Target(func, params, ref_grad, ref_hess)
+
+    rows: list[CrossCheckRow] = []
+    sources: list[tuple[str, str]] = []
+    notes: list[str] = []
+    originals = [p.numpy() for p in params]
+    try:
+        for index, x in enumerate(values):
+            _Checker(target, index, x, names, rtols).run(rows, sources, notes, hessian)
+    finally:
+        for p, original in zip(params, originals, strict=True):
+            p.assign(original)
+    return CrossCheckReport(
+        rows,
+        params=tuple(p.name for p in params),
+        points=tuple(values),
+        strategies=names,
+        rtols=rtols,
+        reference_source=_describe_sources(sources),
+        hessian=hessian,
+        notes=tuple(dict.fromkeys(notes)),
+        target=target,
+    )
+
+
+class _Checker:
+    """All strategies at one point: runs them, obtains the reference, builds the rows."""
+
+    def __init__(self, target: _Target, index: int, x: np.ndarray, names: tuple, rtols: dict) -> None:
+        self.target = target
+        self.index = index
+        self.x = x
+        self.names = names
+        self.rtols = rtols
+        self._cache: dict[tuple[str, bool], tuple[Any, float]] = {}
+
+    def outcome(self, name: str, hessian: bool) -> tuple[Any, float]:
+        """Return ``(GradientResult or the exception raised, seconds)``, computed once per level."""
+        key = (name, hessian)
+        if key not in self._cache:
+            # a misbehaving strategy must not move the next one's point
+            _inputs.assign(self.target.params, self.x)
+            start = time.perf_counter()
+            try:
+                with run.set_mode(autograd=name):
+                    result: Any = _api.derivatives(
+                        self.target.func, self.target.params, strategy=name, hessian=hessian
+                    )
+            except Exception as exc:  # a failing strategy becomes failing rows, not a crash
+                result = exc
+            self._cache[key] = (result, time.perf_counter() - start)
+        return self._cache[key]
+
+    def reference(self, hessian: bool) -> tuple[str, np.ndarray | None, np.ndarray | None, str]:
+        """Return ``(source, values, errors, failure message)`` of the reference at this point."""
+        closed = self.target.reference_hessian if hessian else self.target.reference_gradient
+        n = len(self.target.params)
+        if closed is not None:
+            values = _inputs.closed_form(closed, self.x, (n, n) if hessian else (n,), hessian)
+            return CLOSED_FORM, values, None, ""
+        messages = []
+        for name, source in (("autodiff", "autodiff"), ("numerical", NUMERICAL_REFERENCE)):
+            result, _ = self.outcome(name, hessian)
+            if not isinstance(result, Exception):
+                values = result.hessian if hessian else result.gradient
+                errors = result.hessian_error if hessian else result.error
+                return source, np.asarray(values, float), _optional_array(errors), ""
+            messages.append(f"{name}: {_describe_exception(result)}")
+        return "none", None, None, "no reference could be computed (" + "; ".join(messages) + ")"
+
+    def run(self, rows: list, sources: list, notes: list, hessian: bool) -> None:
+        """Append this point's rows (gradient, then Hessian) to ``rows``."""
+        for level in (False, True) if hessian else (False,):
+            source, ref, ref_err, problem = self.reference(level)
+            sources.append(("hessian" if level else "gradient", source))
+            for name in self.names:
+                if level and not callable(getattr(registry.get(name), "hessian", None)):
+                    notes.append(f"strategy {name!r} has no 'hessian' method: no Hessian rows for it")
+                    continue
+                result, seconds = self.outcome(name, level)
+                rows.extend(self._rows(name, level, result, seconds, ref, ref_err, problem))
+
+    def _rows(
+        self, name: str, level: bool, result: Any, seconds: float, ref: Any, ref_err: Any, problem: str
+    ) -> list[CrossCheckRow]:
+        names = [p.name for p in self.target.params]
+        pairs = _indices(len(names), level)
+        labels = [f"{names[i]},{names[j]}" if level else names[i] for i, j in pairs]
+        level_name = "hessian" if level else "gradient"
+        failed = isinstance(result, Exception)
+        n_evals = None if failed else result.n_evals
+        common = dict(point=self.index, strategy=name, seconds=seconds, level=level_name, n_evals=n_evals)
+        if failed or ref is None:
+            message = _describe_exception(result) if failed else problem
+            return [
+                CrossCheckRow(param=label, value=None, error=None, reference=_at(ref, ij, level), ok=False,
+                              deviation=None, zscore=None, tolerance=None, message=message, **common)
+                for label, ij in zip(labels, pairs, strict=True)
+            ]  # fmt: skip
+        values = np.asarray(result.hessian if level else result.gradient, float)
+        errors = _optional_array(result.hessian_error if level else result.error)
+        # the scale floor is taken over the components of this level: the gradient, or the Hessian's entries
+        floor = SCALE_FLOOR * float(np.max(np.abs(ref))) if ref.size else 0.0
+        status = result.status if not level and len(result.status) == len(names) else ("ok",) * len(pairs)
+        rows = []
+        for label, ij, state in zip(labels, pairs, status, strict=True):
+            compared = (
+                _at(values, ij, level),
+                _at(errors, ij, level),
+                _at(ref, ij, level),
+                _at(ref_err, ij, level),
+            )
+            rows.append(_row(name, *compared, floor, self.rtols[name], state, dict(common, param=label)))
+        return rows
+
+
+def _at(values: np.ndarray | None, ij: tuple[int, int], hessian: bool) -> float | None:
+    if values is None:
+        return None
+    return float(values[ij] if hessian else values[ij[0]])
+
+
+def _row(
+    name: str, value: float, error: float | None, reference: float, ref_error: float | None,
+    floor: float, rtol: float, status: str, common: dict,
+) -> CrossCheckRow:  # fmt: skip
+    deviation = value - reference
+    scale = max(abs(reference), floor)
+    cover = (error if name in ERROR_COVERED and error is not None else 0.0) + (ref_error or 0.0)
+    tolerance = max(rtol * scale, cover)
+    if error is None:
+        zscore = None
+    elif error > 0:
+        zscore = abs(deviation) / error
+    else:
+        zscore = 0.0 if deviation == 0 else math.inf
+    ok = bool(math.isfinite(value) and abs(deviation) <= tolerance)
+    message = "" if status == "ok" else f"status: {status}"
+    return CrossCheckRow(
+        value=value, error=error, reference=reference, deviation=deviation, zscore=zscore,
+        tolerance=tolerance, ok=ok, scale=scale, message=message, **common,
+    )  # fmt: skip
+
+
+def _indices(n: int, hessian: bool) -> list[tuple[int, int]]:
+    if hessian:
+        return [(i, j) for i in range(n) for j in range(i, n)]
+    return [(i, 0) for i in range(n)]
+
+
+def _resolve_tolerances(tolerances: Any, names: tuple) -> dict[str, float]:
+    rtols = {name: DEFAULT_RTOL.get(name, OTHER_RTOL) for name in names}
+    if tolerances is None:
+        return rtols
+    if isinstance(tolerances, Mapping):
+        unknown = sorted(set(tolerances) - set(names))
+        if unknown:
+            raise ValueError(
+                f"tolerances names strategies that are not checked: {unknown}; checked: {list(names)}."
+            )
+        for name, value in tolerances.items():
+            rtols[name] = _inputs.check_rtol(value, f"tolerances[{name!r}]")
+        return rtols
+    rtol = _inputs.check_rtol(tolerances, "tolerances")
+    return dict.fromkeys(names, rtol)
+
+
+def _optional_array(values: Any) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, dtype=float)
+
+
+def _describe_exception(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _describe_sources(sources: list[tuple[str, str]]) -> str:
+    """Return one source where all agree, else each distinct ``source (level)``, in order."""
+    unique = list(dict.fromkeys(source for _, source in sources))
+    if len(unique) == 1:
+        return unique[0]
+    return "; ".join(dict.fromkeys(f"{source} ({level})" for level, source in sources))

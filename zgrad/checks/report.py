@@ -1,0 +1,359 @@
+"""Renderings of a cross-check report: a terminal table, JSON, and a self-contained HTML page.
+
+JSON schema, version :data:`SCHEMA_VERSION` (``report.to_json()``); a change that removes or
+renames a key raises the major version, one that only adds keys the minor version:
+
+- ``schema_version`` (str, ``"1.0"``), ``kind`` (``"zgrad.crosscheck"``), ``created`` (UTC, ISO 8601);
+- ``ok`` (bool): every row passed;
+- ``reference_source`` (str): ``"closed form"``, ``"autodiff"`` or ``"numerical (accurate)"``;
+  where levels or points differ, each distinct source followed by its level;
+- ``params`` (list of str); ``points`` (list of objects ``name -> value``);
+- ``strategies`` (list of str); ``hessian`` (bool); ``notes`` (list of str);
+- ``tolerances``: ``rtol`` (object ``strategy -> rtol``), ``scale_floor`` (1e-3),
+  ``error_covered`` (strategies whose own error estimate may cover a deviation), ``rule`` (text);
+- ``summary``: ``ok``, ``n_rows``, ``n_failures``, ``failures`` (list of
+  ``"strategy: param @ point (level)"``), and ``strategies``: per strategy ``rtol``, ``n_rows``,
+  ``n_failures``, ``max_relative_deviation``, ``max_zscore``, ``n_evals``, ``seconds`` (sums
+  over the calls made);
+- ``rows``: one object per row with the fields of :class:`~zgrad.checks.CrossCheckRow`
+  (``point``, ``param``, ``strategy``, ``level``, ``value``, ``error``, ``reference``,
+  ``deviation``, ``zscore``, ``tolerance``, ``scale``, ``ok``, ``n_evals``, ``seconds``, ``message``);
+- ``environment``: versions of Python, zgrad, NumPy, SciPy, TensorFlow, numdifftools,
+  iminuit and matplotlib (``null`` where not installed), and the platform.
+
+Missing numbers are ``null``; non-finite ones are the strings ``"inf"``, ``"-inf"`` and
+``"nan"``, so the document stays strict JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import json
+import math
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from zgrad.checks import _plots
+
+__all__ = ["SCHEMA_VERSION", "environment", "format_table", "summarize", "to_json", "write_html"]
+
+#: Version of the JSON document written by ``CrossCheckReport.to_json()``.
+SCHEMA_VERSION = "1.0"
+#: At most this many parameters get a precision plot in the HTML page.
+MAX_PRECISION_PLOTS = 5
+
+_RULE = (
+    "ok when |deviation| <= tolerance; tolerance = max(rtol * scale, cover); "
+    "scale = max(|reference_i|, scale_floor * max_j |reference_j|) over the same level and point; "
+    "cover = the strategy's own error estimate (for the strategies in error_covered) "
+    "+ the reference's error estimate (when the reference is numerical)"
+)
+_COLUMNS = (
+    "point",
+    "level",
+    "param",
+    "strategy",
+    "value",
+    "reference",
+    "deviation",
+    "error",
+    "zscore",
+    "tolerance",
+    "ok",
+    "n_evals",
+    "seconds",
+)
+
+
+def utc_now() -> str:
+    """Return the current UTC time in ISO 8601, to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def environment() -> dict[str, Any]:
+    """Return the versions of Python, the platform and the packages a check depends on.
+
+    Examples
+    --------
+    >>> from zgrad.checks.report import environment
+    >>> sorted(environment())[:3]
+    ['iminuit', 'matplotlib', 'numdifftools']
+    """
+    versions: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("zgrad", "numpy", "scipy", "tensorflow", "numdifftools", "iminuit", "matplotlib"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    if versions["zgrad"] is None:  # a source checkout that was never installed
+        import zgrad
+
+        versions["zgrad"] = zgrad.__version__
+    return versions
+
+
+def summarize(report: Any) -> dict[str, Any]:
+    """Return the ``summary`` section of the JSON document for ``report``."""
+    per_strategy = {}
+    for name in report.strategies:
+        rows = [r for r in report.rows if r.strategy == name]
+        calls = {(r.point, r.level): (r.n_evals, r.seconds) for r in rows}
+        relative = [r.relative_deviation for r in rows if r.relative_deviation is not None]
+        zscores = [r.zscore for r in rows if r.zscore is not None]
+        per_strategy[name] = {
+            "rtol": report.rtols[name],
+            "n_rows": len(rows),
+            "n_failures": sum(not r.ok for r in rows),
+            "max_relative_deviation": max(relative, default=None),
+            "max_zscore": max(zscores, default=None),
+            "n_evals": sum(n for n, _ in calls.values() if n is not None) if calls else None,
+            "seconds": sum(s for _, s in calls.values()),
+        }
+    return {
+        "ok": report.ok,
+        "n_rows": len(report.rows),
+        "n_failures": len(report.failures),
+        "failures": [f"{r.strategy}: {r.param} @ {r.point} ({r.level})" for r in report.failures],
+        "strategies": per_strategy,
+    }
+
+
+def _document(report: Any) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "zgrad.crosscheck",
+        "created": report.created,
+        "ok": report.ok,
+        "reference_source": report.reference_source,
+        "params": list(report.params),
+        "points": [dict(zip(report.params, map(float, x), strict=True)) for x in report.points],
+        "strategies": list(report.strategies),
+        "hessian": report.hessian,
+        "notes": list(report.notes),
+        "tolerances": {
+            "rtol": dict(report.rtols),
+            "scale_floor": report.scale_floor,
+            "error_covered": sorted(report.error_covered),
+            "rule": _RULE,
+        },
+        "summary": summarize(report),
+        "rows": [row.as_dict() for row in report.rows],
+        "environment": environment(),
+    }
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def to_json(report: Any, indent: int | None = 2) -> str:
+    """Return ``report`` as a strict JSON document (see the module docstring for the schema)."""
+    return json.dumps(_strict(_document(report)), indent=indent, allow_nan=False)
+
+
+# --- terminal -----------------------------------------------------------------------------------
+
+
+def _cell(value: Any, column: str) -> str:
+    if value is None:
+        return "-"
+    if column == "ok":
+        return "ok" if value else "FAIL"
+    if column == "seconds":
+        return f"{value:.3f}"
+    if isinstance(value, float):
+        return f"{value:.6g}" if column in ("value", "reference") else f"{value:.2e}"
+    return str(value)
+
+
+def format_table(report: Any) -> str:
+    """Return the terminal table: a header, one line per row, the failures' messages, a summary line."""
+    lines = [
+        f"zgrad crosscheck: {'OK' if report.ok else 'FAILED'}  reference: {report.reference_source}",
+        "rtol: " + ", ".join(f"{k}={v:g}" for k, v in report.rtols.items()),
+    ]
+    cells = [[_cell(getattr(row, c), c) for c in _COLUMNS] for row in report.rows]
+    widths = [max([len(c), *(len(line[k]) for line in cells)]) for k, c in enumerate(_COLUMNS)]
+    lines.append("  ".join(c.rjust(w) for c, w in zip(_COLUMNS, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in cells]
+    grouped: dict[tuple, list[str]] = {}
+    for r in report.rows:
+        if r.message:
+            grouped.setdefault((r.strategy, r.point, r.level, r.message), []).append(r.param)
+    if grouped:
+        lines.append("messages:")
+        lines += [
+            f"  {s} @ point {p} ({lvl}; {', '.join(ps)}): {m}" for (s, p, lvl, m), ps in grouped.items()
+        ]
+    lines += [f"note: {note}" for note in report.notes]
+    lines.append(f"{len(report.rows)} rows, {len(report.failures)} failed")
+    return "\n".join(lines)
+
+
+# --- HTML ---------------------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+.verdict { display: inline-block; padding: 0.2em 0.8em; border-radius: 4px; color: white; font-weight: bold; }
+.pass { background: #2a7d2e; } .failed { background: #b3261e; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.5em; text-align: right; }
+th { background: #f3f3f3; } td.text { text-align: left; }
+tr.fail td { background: #fde2e0; }
+figure { margin: 1em 0; } figcaption { font-size: 0.85em; color: #444; max-width: 900px; }
+img { max-width: 100%; }
+"""
+
+_PRECISION_CAPTION = (
+    "Precision plot (after jacobi's): the parameter is scanned over {n} values within three step sizes "
+    "of the checked point (inside its limits), the other parameters held fixed. Dots: |numerical - "
+    "reference| of the accurate numerical derivative; shaded band: the numerical strategy's own error "
+    "estimate, which should lie above the dots; dashed line: eps·|reference|, the spacing of "
+    "floating-point numbers ({eps:.2g}, the function value's dtype) at the size of the derivative, the "
+    "best any method can reach. Finite differences usually sit above that line because rounding in f is "
+    "amplified by 1/step. Exact agreement is drawn at 1e-18."
+)
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _summary_html(report: Any) -> str:
+    summary = summarize(report)
+    verdict = "pass" if report.ok else "failed"
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "strategy",
+            "rtol",
+            "rows",
+            "failures",
+            "max |dev|/scale",
+            "max z",
+            "evaluations",
+            "seconds",
+        )
+    )
+    body = "".join(
+        f'<tr><td class="text">{html.escape(name)}</td>'
+        + "".join(
+            f"<td>{_cell(s[k], k if k == 'seconds' else 'x')}</td>"
+            for k in (
+                "rtol",
+                "n_rows",
+                "n_failures",
+                "max_relative_deviation",
+                "max_zscore",
+                "n_evals",
+                "seconds",
+            )
+        )
+        + "</tr>"
+        for name, s in summary["strategies"].items()
+    )
+    points = "".join(
+        f"<tr><td>{k}</td>" + "".join(f"<td>{v:.8g}</td>" for v in x) + "</tr>"
+        for k, x in enumerate(report.points)
+    )
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
+    return (
+        f'<p><span class="verdict {verdict}">{"OK" if report.ok else "FAILED"}</span> '
+        f"{summary['n_rows']} rows, {summary['n_failures']} failed. Reference: "
+        f"<b>{html.escape(report.reference_source)}</b>. Created {html.escape(report.created)}.</p>"
+        f"<p>Verdict rule: {html.escape(_RULE)}.</p>"
+        f"<table><tr>{head}</tr>{body}</table>"
+        f"<h3>Points</h3><table><tr><th>point</th>"
+        + "".join(f"<th>{html.escape(p)}</th>" for p in report.params)
+        + f"</tr>{points}</table>"
+        + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else "")
+    )
+
+
+def _rows_html(report: Any) -> str:
+    head = "".join(f"<th>{c}</th>" for c in (*_COLUMNS, "message"))
+    lines = []
+    for row in report.rows:
+        cells = "".join(
+            f"<td{' class=text' if c in ('param', 'strategy', 'level') else ''}>"
+            f"{html.escape(_cell(getattr(row, c), c))}</td>"
+            for c in _COLUMNS
+        )
+        lines.append(
+            f'<tr class="{"ok" if row.ok else "fail"}">{cells}'
+            f'<td class="text">{html.escape(row.message)}</td></tr>'
+        )
+    return f"<table><tr>{head}</tr>{''.join(lines)}</table>"
+
+
+def _plots_html(report: Any) -> str:
+    parts = []
+    levels = ("gradient", "hessian") if report.hessian else ("gradient",)
+    for level in levels:
+        labels = tuple(dict.fromkeys(r.param for r in report.rows if r.level == level))
+        if labels:
+            parts.append(
+                "<figure>"
+                + _img(
+                    _plots.deviation_png(report.rows, report.strategies, labels, level),
+                    f"{level} deviation chart",
+                )
+                + "<figcaption>Largest |deviation| / scale over the points, per parameter and strategy "
+                "(log scale). Black ticks: the tolerance of that bar, divided by the same scale; a red "
+                "outline marks a failure.</figcaption></figure>"
+            )
+    for name in report.params[:MAX_PRECISION_PLOTS]:
+        try:
+            scan = report.precision_scan(name)
+        except ValueError as exc:  # no function held, or no independent reference (GradientError)
+            parts.append(f"<p>No precision plot for {html.escape(name)}: {html.escape(str(exc))}</p>")
+            continue
+        caption = _PRECISION_CAPTION.format(n=scan.x.size, eps=scan.eps)
+        parts.append(
+            f"<figure>{_img(_plots.precision_png(scan), f'precision plot {name}')}"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+    if len(report.params) > MAX_PRECISION_PLOTS:
+        parts.append(f"<p>Precision plots are drawn for the first {MAX_PRECISION_PLOTS} parameters only.</p>")
+    return "".join(parts)
+
+
+def write_html(report: Any, path: Any) -> Path:
+    """Write the self-contained HTML page for ``report`` to ``path`` (a file, or a folder for index.html)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "index.html"
+    plots = _plots_html(report)  # first: a missing matplotlib fails before anything is written
+    env = "".join(
+        f"<tr><td class=text>{html.escape(k)}</td><td class=text>{html.escape(str(v))}</td></tr>"
+        for k, v in environment().items()
+    )
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>zgrad crosscheck report</title><style>{_CSS}</style></head><body>"
+        "<h1>zgrad gradient cross-check</h1>"
+        f"<h2>Summary</h2>{_summary_html(report)}"
+        f"<h2>Plots</h2>{plots}"
+        f"<h2>Rows</h2>{_rows_html(report)}"
+        "<p>Columns: value (the strategy's derivative), reference, deviation = value - reference, error "
+        "(the strategy's own error estimate; - where exact), zscore = |deviation| / error, tolerance (the "
+        "largest |deviation| that passes), n_evals (function evaluations), seconds (wall time of the call)."
+        "</p>"
+        f"<h2>Environment</h2><table>{env}</table></body></html>\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path

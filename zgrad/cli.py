@@ -1,0 +1,182 @@
+"""The ``zgrad`` command line.
+
+``zgrad crosscheck package.module:factory`` imports ``factory`` from ``package.module``, calls
+it without arguments and cross-checks what it returns: a loss, or a pair ``(loss, reference)``
+where ``reference`` is the closed-form gradient as a callable of the values array (or a dict
+with ``'gradient'`` and ``'hessian'`` callables). It prints the table, writes
+``report.json`` and ``index.html`` into the output folder, and exits with 0 when every row
+passes, 1 when some row fails, and 2 when the factory cannot be loaded or called or the
+options are invalid. ``python -m zgrad.cli`` is the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["load_factory", "main"]
+
+#: Where ``zgrad crosscheck`` writes its report unless ``--output`` says otherwise.
+DEFAULT_OUTPUT = "crosscheck-report"
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+class FactoryError(Exception):
+    """The factory named on the command line could not be imported, found or called."""
+
+
+def load_factory(spec: str) -> Callable[[], Any]:
+    """Return the callable named by ``'package.module:attribute'`` (the attribute may be dotted).
+
+    The current directory is searched first, as ``python -m`` does, so a module next to where
+    the command runs is found without installing it.
+
+    Raises
+    ------
+    FactoryError
+        If the spec is malformed, the module cannot be imported, or the attribute is missing
+        or not callable.
+
+    Examples
+    --------
+    >>> from zgrad.cli import load_factory
+    >>> load_factory("os.path:join")("a", "b") == "a" + __import__("os").sep + "b"
+    True
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise FactoryError(f"expected 'package.module:factory', got {spec!r}")
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:  # only for this import: a caller of main() keeps its sys.path
+        sys.path.insert(0, cwd)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise FactoryError(f"cannot import {module_name!r}: {exc}") from exc
+    finally:
+        if added:
+            sys.path.remove(cwd)
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise FactoryError(f"{module_name!r} has no attribute {attr!r}") from None
+    if not callable(obj):
+        raise FactoryError(f"{spec!r} is not callable: it is {type(obj).__name__}")
+    return obj
+
+
+def _unpack(made: Any) -> tuple[Any, Any]:
+    """Split a factory's result into ``(loss, reference or None)``."""
+    if isinstance(made, tuple):
+        if len(made) != 2:
+            raise FactoryError(
+                f"the factory returned a tuple of {len(made)} items; expected (loss, reference)"
+            )
+        loss, reference = made
+    else:
+        loss, reference = made, None
+    if getattr(loss, "params", None) is None or not callable(loss):
+        raise FactoryError(
+            f"the factory must return a zgrad loss (a callable with .params), or (loss, reference); "
+            f"got {type(loss).__name__}"
+        )
+    return loss, reference
+
+
+def _crosscheck(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `zgrad --help` should not wait for TensorFlow.
+    from zgrad.checks import crosscheck
+
+    try:
+        loss, reference = _unpack(load_factory(args.factory)())
+    except FactoryError as exc:
+        print(f"zgrad crosscheck: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception:  # the user's factory raised: show where, and do not report it as a failed check
+        traceback.print_exc()
+        print(f"zgrad crosscheck: error: calling {args.factory} raised (traceback above)", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        report = crosscheck(
+            loss, strategies=args.strategies, reference=reference, tolerances=args.rtol, hessian=args.hessian
+        )
+    except (
+        TypeError,
+        ValueError,
+    ) as exc:  # invalid options (unknown strategy, bad tolerance, reference shape)
+        print(f"zgrad crosscheck: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(report)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "report.json").write_text(report.to_json(), encoding="utf-8")
+    written = [output / "report.json"]
+    if not args.no_html:
+        written.append(report.to_html(output / "index.html"))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zgrad", description="zgrad command line tools.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    check = commands.add_parser(
+        "crosscheck",
+        help="cross-check the gradient strategies on a loss made by a factory",
+        description=(
+            "Import FACTORY ('package.module:function'), call it, and cross-check the loss it returns "
+            "(or the (loss, reference_gradient) pair). Exit code 0: all rows pass; 1: some fail; "
+            "2: the factory could not be loaded or called."
+        ),
+    )
+    check.add_argument("factory", metavar="FACTORY", help="'package.module:function' returning a loss")
+    check.add_argument(
+        "--output",
+        "-o",
+        default=DEFAULT_OUTPUT,
+        help=f"folder for report.json and index.html (default: {DEFAULT_OUTPUT})",
+    )
+    check.add_argument(
+        "--strategies",
+        nargs="+",
+        metavar="NAME",
+        default=None,
+        help="strategy names (default: every registered strategy that provides a gradient)",
+    )
+    check.add_argument("--hessian", action="store_true", help="also compare the Hessians")
+    check.add_argument(
+        "--rtol",
+        type=float,
+        default=None,
+        help="one relative tolerance for all strategies (default: per strategy)",
+    )
+    check.add_argument("--no-html", action="store_true", help="write report.json only")
+    check.set_defaults(handler=_crosscheck)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``zgrad`` command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    Examples
+    --------
+    A factory that cannot be found is reported on stderr with exit code 2:
+
+    >>> from zgrad.cli import main
+    >>> main(["crosscheck", "os.path:no_such_factory"])
+    2
+    """
+    args = _parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
