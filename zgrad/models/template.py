@@ -21,6 +21,12 @@ from zgrad.z._bridge import py_function
 __all__ = ["KDEShape", "SplineShape"]
 
 
+def _as_dtype(value: Any, dtype: tf.DType) -> tf.Tensor:
+    # tf.cast(-1.7, tf.float64) goes through a float32 tensor and gives -1.70000005: Python numbers
+    # are converted in the target dtype directly, tensors cast
+    return tf.cast(tf.convert_to_tensor(value, dtype_hint=dtype), dtype)
+
+
 class _TemplateShape(BasePDF):
     """Shared handling of ``shift`` and ``scale`` (Parameters, or fixed at 0 and 1 when None)."""
 
@@ -102,8 +108,7 @@ class SplineShape(_TemplateShape):
     def _integral(self, lower: Any, upper: Any) -> tf.Tensor:
         shift, scale = self._shift_scale()
         dtype = shift.dtype
-        lower = tf.cast(lower, dtype)
-        upper = tf.cast(upper, dtype)
+        lower, upper = _as_dtype(lower, dtype), _as_dtype(upper, dtype)
         return (py_function(self._primitive, [upper, shift, scale], dtype, elementwise=True, name="spline_integral")
                 - py_function(self._primitive, [lower, shift, scale], dtype, elementwise=True, name="spline_integral"))
 
@@ -156,5 +161,5 @@ class KDEShape(_TemplateShape):
     def _integral(self, lower: Any, upper: Any) -> tf.Tensor:
         shift, scale = self._shift_scale()
         dtype = shift.dtype
-        return py_function(self._box, [tf.cast(lower, dtype), tf.cast(upper, dtype), shift, scale], dtype,
+        return py_function(self._box, [_as_dtype(lower, dtype), _as_dtype(upper, dtype), shift, scale], dtype,
                            elementwise=True, name="kde_integral")

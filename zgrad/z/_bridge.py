@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.eager import record
 
 from zgrad.errors import GradientError, ZgradError, ZgradWarning
 from zgrad.z._function import xla_tracing
@@ -35,8 +36,8 @@ __all__ = ["py_function"]
 LARGE_JACOBIAN = 1000
 #: Relative step of the central differences, per derivative order: eps**(1/3) is optimal for a
 #: first derivative of an exact function; a derivative of a derivative (itself accurate to about
-#: eps**(2/3)) is best differenced with eps**(2/9)-like steps, rounded here to 1e-4.
-_REL_STEP = {0: 6e-6, 1: 1e-4, 2: 2e-3}
+#: eps**(2/3)) is best differenced with eps**(2/9)-like steps (3e-4: second derivatives to ~1e-7).
+_REL_STEP = {0: 6e-6, 1: 3e-4, 2: 2e-3}
 
 
 class BridgeCostWarning(ZgradWarning):
@@ -143,9 +144,10 @@ class _Bridge:
             y = tf.numpy_function(bridge._numpy, list(xs), bridge.dtype, stateful=False, name=_op_name(bridge.label))
             if bridge.elementwise:
                 y.set_shape(functools.reduce(tf.broadcast_static_shape, [x.shape for x in xs]))
+            needed = _needed(xs)
 
-            def grad(dy: tf.Tensor) -> list[tf.Tensor]:
-                return [bridge._vjp(list(xs), i, dy) for i in range(len(xs))]
+            def grad(dy: tf.Tensor) -> list[tf.Tensor | None]:
+                return [bridge._vjp(list(xs), i, dy) if needed[i] else None for i in range(len(xs))]
 
             return y, grad
 
@@ -175,8 +177,10 @@ class _Bridge:
             return tf.cast(tf.reshape(tf.reduce_sum(dy * derivative), tf.shape(x)), x.dtype)
         if mode == "elementwise":
             return tf.cast(dy * derivative, x.dtype)
-        out_rank = len(dy.shape)
-        contracted = tf.tensordot(dy, derivative, axes=[list(range(out_rank)), list(range(out_rank))])
+        # flattened rather than contracted over the output's axes: in a graph a bridge that is not
+        # elementwise has an output of unknown rank
+        jacobian = tf.reshape(derivative, tf.stack([tf.size(dy), -1]))
+        contracted = tf.matmul(tf.reshape(dy, [1, -1]), jacobian)
         return tf.cast(tf.reshape(contracted, tf.shape(x)), x.dtype)
 
     def _derivative_numpy(self, i: int, mode: str) -> Callable[..., np.ndarray]:
@@ -227,6 +231,20 @@ def central_derivative(func: Callable, xs: Sequence[np.ndarray], i: int, mode: s
     return out.reshape(out.shape[:-1] + x.shape)
 
 
+def _needed(xs: Sequence[tf.Tensor]) -> list[bool]:
+    """Which inputs can receive a gradient: eagerly, only those some tape watches now.
+
+    An eager backward pass runs the gradient function for every input, so without this a
+    gradient w.r.t. a Parameter would also pay for the derivative w.r.t. constant data (2 more
+    evaluations, or a whole Jacobian). A tape must be recording during an eager forward pass for
+    any gradient to exist later, so the check is exact. While tracing, a tape outside the graph
+    may ask for any input's gradient later, so all are kept; unused ones are pruned from the graph.
+    """
+    if not tf.executing_eagerly():
+        return [True] * len(xs)
+    return [bool(record.should_record_backprop([x])) for x in xs]
+
+
 def _mode(x: tf.Tensor, dy: tf.Tensor, elementwise: bool) -> str:
     if x.shape.rank == 0 or x.shape.num_elements() == 1:
         return "scalar"
@@ -248,11 +266,12 @@ def _refuse_hidden_parameters(func: Callable, label: str) -> None:
         return
     found = {**closure.nonlocals, **closure.globals}
     defaults = getattr(func, "__defaults__", None) or ()
-    hidden = [n for n, v in found.items() if isinstance(v, tf.Variable)]
-    hidden += [f"default #{k}" for k, v in enumerate(defaults) if isinstance(v, tf.Variable)]
+    # the variable's own name too: the name a closure uses need not be the Parameter's
+    hidden = [f"{n} ({v.name!r})" for n, v in found.items() if isinstance(v, tf.Variable)]
+    hidden += [f"default #{k} ({v.name!r})" for k, v in enumerate(defaults) if isinstance(v, tf.Variable)]
     if hidden:
         raise ZgradError(
-            f"z.py_function {label!r} reads Parameters/variables {hidden} inside its Python body, where TensorFlow "
-            "cannot see them: their gradient would be lost. Pass them through inp instead, e.g. "
-            "z.py_function(lambda x, mu: f(x, mu), [x, mu], tf.float64)."
+            f"z.py_function {label!r} reads Parameters/variables {', '.join(hidden)} inside its Python "
+            "body, where TensorFlow cannot see them: their gradient would be lost. Pass them through inp "
+            "instead, e.g. z.py_function(lambda x, mu: f(x, mu), [x, mu], tf.float64)."
         )
