@@ -105,7 +105,8 @@ class _Counted:
 
     def slope_scale(self, reach: float) -> float:
         """How much f varied in this window per unit of the largest excursion ``reach``."""
-        return (self.high - self.low) / reach
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: the status says non-finite
+            return (self.high - self.low) / reach
 
 
 def _as_float(raw: Any, counter: _Counted) -> float:
@@ -293,6 +294,14 @@ def central_gradient(
 
 
 def _difference(counted: _Counted, x: np.ndarray, i: int, side: int, h: float) -> tuple[float, float, float]:
+    """:func:`_difference_unguarded` without NumPy warnings for non-finite values."""
+    # Non-finite loss values (inf - inf) are reported through the component's status
+    # ('non-finite'), not as NumPy warnings, which a warnings-as-errors setting would raise.
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        return _difference_unguarded(counted, x, i, side, h)
+
+
+def _difference_unguarded(counted: _Counted, x: np.ndarray, i: int, side: int, h: float) -> tuple[float, float, float]:
     """One difference quotient for component ``i``: ``(slope, curvature, |step|)``.
 
     The steps actually taken, ``(x + h) - x`` after rounding, are used in the formulas.

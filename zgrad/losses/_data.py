@@ -36,7 +36,8 @@ def check_inside(data: np.ndarray, obs: Space) -> None:
         first = int(np.argmax(outside))
         raise ValueError(
             f"{int(outside.sum())} of {data.size} events lie outside the range {obs.limits} of "
-            f"observable {obs.name!r} (e.g. data[{first}] = {data[first]!r}); select the events in range first."
+            f"observable {obs.name!r} (e.g. data[{first}] = {float(data[first])!r}); "
+            "select the events in range first."
         )
 
 

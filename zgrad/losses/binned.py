@@ -69,6 +69,7 @@ class BinnedNLL(BaseLoss):
         self._edges = tf.constant(edges, dtype)
         self._w = None if weights is None else tf.constant(weights, dtype)
         self._total = float(counts.sum())
+        self._covered = (float(edges[0]), float(edges[-1]))  # Python floats: the loss is traced
         self.get_params(None)
 
     def _own_params(self) -> list[Any]:
@@ -78,9 +79,7 @@ class BinnedNLL(BaseLoss):
         probs = self._model.bin_probabilities(self._edges)
         probs = probs / tf.reduce_sum(probs)  # normalise to the range the histogram covers
         if getattr(self._model, "is_extended", False):
-            nu = tf.cast(self._model.expected_events(), probs.dtype) * self._model.integrate(
-                (float(self._edges[0]), float(self._edges[-1]))
-            )
+            nu = tf.cast(self._model.expected_events(), probs.dtype) * self._model.integrate(self._covered)
         else:
             nu = tf.constant(self._total, probs.dtype)
         mu = nu * probs

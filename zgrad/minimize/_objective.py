@@ -70,6 +70,13 @@ class Objective:
         self.ngrad = 0
         self.nhess = 0
         self._last: tuple[np.ndarray, float] | None = None
+        #: the first point where the loss was NaN or inf, by parameter name: explains a failed fit
+        self.first_nonfinite: dict[str, float] | None = None
+
+    def _note(self, x: np.ndarray, value: float) -> float:
+        if self.first_nonfinite is None and not math.isfinite(value):
+            self.first_nonfinite = {p.name: float(v) for p, v in zip(self.params, x)}
+        return value
 
     def _set(self, x: np.ndarray) -> None:
         for p, v in zip(self.params, x):
@@ -82,7 +89,7 @@ class Objective:
         if self._last is not None and np.array_equal(self._last[0], x):
             return self._last[1]
         self._set(x)
-        return float(self.loss.value())
+        return self._note(x, float(self.loss.value()))
 
     def grad(self, x: Any) -> np.ndarray:
         """The gradient at ``x`` from the chosen strategy."""
@@ -90,7 +97,7 @@ class Objective:
         self.ngrad += 1
         self._set(x)
         result = _api.derivatives(self.loss, self.params, strategy=self.strategy)
-        self._last = (x.copy(), float(result.value))
+        self._last = (x.copy(), self._note(x, float(result.value)))
         return np.asarray(result.gradient, dtype=float)
 
     def hess(self, x: Any) -> np.ndarray:
@@ -101,7 +108,7 @@ class Objective:
         return np.asarray(_api.derivatives(self.loss, self.params, strategy=self.hessian_strategy, hessian=True).hessian)
 
     def g2(self, x: Any) -> np.ndarray:
-        """The diagonal of the Hessian at ``x`` (Minuit asks for it where a second derivative is negative)."""
+        """Return the Hessian's diagonal at ``x`` (Minuit asks for it after a negative second derivative)."""
         return np.diag(self.hess(x)).copy()
 
 

@@ -125,6 +125,8 @@ class Minuit:
             messages.append(_describe_invalid(fmin))
         if fmin is not None and not math.isfinite(fval):
             messages.append("the loss is not finite at the minimum (NaN or inf)")
+        elif problem and objective.first_nonfinite is not None:
+            messages.append(f"the loss was not finite (NaN or inf) at {objective.first_nonfinite}")
         limited = _objective.at_limit(params, values, errors)
         if limited:
             messages.append(f"parameters at a limit: {limited} (errors there are unreliable)")
