@@ -210,25 +210,39 @@ def central_derivative(func: Callable, xs: Sequence[np.ndarray], i: int, mode: s
     ``'scalar'`` and ``'elementwise'``: 2 evaluations, result of the output's shape.
     ``'full'``: 2 evaluations per element of ``xs[i]``, result of shape output + input.
     """
+    dtype = np.asarray(xs[i]).dtype
+    dtype = dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
     x = np.asarray(xs[i], dtype=np.float64)
-    h = rel_step * np.maximum(np.abs(x), 1.0)
-    h = (x + h) - x  # a step that is exactly representable around x
+    # rel_step is tuned for float64 inputs; a coarser input type needs proportionally coarser steps
+    # (the optimum scales with eps**(1/3)), or rounding of x + h swamps the difference
+    rel = rel_step * (np.finfo(dtype).eps / np.finfo(np.float64).eps) ** (1.0 / 3.0)
+    h = rel * np.maximum(np.abs(x), 1.0)
 
-    def shifted(delta: np.ndarray) -> np.ndarray:
-        args = list(xs)
-        args[i] = (x + delta).astype(np.asarray(xs[i]).dtype, copy=False)
-        return np.asarray(func(*args), dtype=np.float64)
+    def quotient(delta: np.ndarray, k: int | None = None) -> np.ndarray:
+        # evaluate at points representable in the input's dtype and divide by their true distance
+        upper = (x + delta).astype(dtype)
+        lower = (x - delta).astype(dtype)
+        span = upper.astype(np.float64) - lower.astype(np.float64)
+        if k is not None:  # one element moved: its distance is the divisor
+            span = span.reshape(-1)[k]
+        return (_evaluate(func, xs, i, upper) - _evaluate(func, xs, i, lower)) / span
 
     if mode in ("scalar", "elementwise"):
-        return (shifted(h) - shifted(-h)) / (2.0 * h)
+        return quotient(h)
+    flat_h = h.reshape(-1)
     columns = []
     for k in range(x.size):
         delta = np.zeros(x.size)
-        delta[k] = h.reshape(-1)[k]
-        delta = delta.reshape(x.shape)
-        columns.append((shifted(delta) - shifted(-delta)) / (2.0 * h.reshape(-1)[k]))
+        delta[k] = flat_h[k]
+        columns.append(quotient(delta.reshape(x.shape), k))
     out = np.stack(columns, axis=-1) if columns else np.zeros((0,))
     return out.reshape(out.shape[:-1] + x.shape)
+
+
+def _evaluate(func: Callable, xs: Sequence[np.ndarray], i: int, value: np.ndarray) -> np.ndarray:
+    args = list(xs)
+    args[i] = value
+    return np.asarray(func(*args), dtype=np.float64)
 
 
 def _needed(xs: Sequence[tf.Tensor]) -> list[bool]:
