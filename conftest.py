@@ -1,4 +1,4 @@
-"""Shared fixtures for tests and doctests: every test starts from the default policy with empty graph caches."""
+"""Shared fixtures for tests and doctests: each starts from the default policy with empty graph caches."""
 
 from __future__ import annotations
 

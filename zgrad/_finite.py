@@ -301,7 +301,9 @@ def _difference(counted: _Counted, x: np.ndarray, i: int, side: int, h: float) -
         return _difference_unguarded(counted, x, i, side, h)
 
 
-def _difference_unguarded(counted: _Counted, x: np.ndarray, i: int, side: int, h: float) -> tuple[float, float, float]:
+def _difference_unguarded(
+    counted: _Counted, x: np.ndarray, i: int, side: int, h: float
+) -> tuple[float, float, float]:
     """One difference quotient for component ``i``: ``(slope, curvature, |step|)``.
 
     The steps actually taken, ``(x + h) - x`` after rounding, are used in the formulas.

@@ -130,8 +130,13 @@ def _normalise(
     elif hessian:  # a user strategy returned the bare matrix: take value and gradient from value_gradient
         base = _normalise(strat.value_gradient(func, params), name, params, strat, func, hessian=False)
         result = GradientResult(
-            value=base.value, gradient=base.gradient, hessian=raw, error=base.error,
-            n_evals=base.n_evals, strategy=name, params=base.params,
+            value=base.value,
+            gradient=base.gradient,
+            hessian=raw,
+            error=base.error,
+            n_evals=base.n_evals,
+            strategy=name,
+            params=base.params,
         )
     else:
         try:
@@ -151,9 +156,9 @@ def _normalise(
 
 
 def _as_numpy(result: GradientResult, name: str, n: int) -> GradientResult:
-    if result.gradient is None or (isinstance(result.gradient, (list, tuple)) and any(
-        g is None for g in result.gradient
-    )):
+    if result.gradient is None or (
+        isinstance(result.gradient, (list, tuple)) and any(g is None for g in result.gradient)
+    ):
         raise GradientError(f"Strategy {name!r} returned a gradient with missing (None) components.")
     value, grad, hess = _convert.to_numpy((result.value, result.gradient, result.hessian))
     grad = np.asarray(grad).reshape(-1)

@@ -11,7 +11,14 @@ import numpy as np
 # The per-component status codes are defined by the ground layer that computes them.
 from zgrad._finite import STATUS_NONFINITE, STATUS_OK, STATUS_ONE_SIDED, STATUS_ROUNDING
 
-__all__ = ["GradientResult", "STATUS_NONFINITE", "STATUS_OK", "STATUS_ONE_SIDED", "STATUS_ROUNDING", "symmetrize"]
+__all__ = [
+    "GradientResult",
+    "STATUS_NONFINITE",
+    "STATUS_OK",
+    "STATUS_ONE_SIDED",
+    "STATUS_ROUNDING",
+    "symmetrize",
+]
 
 
 @dataclass(frozen=True)

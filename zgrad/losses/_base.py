@@ -53,14 +53,18 @@ class GaussianConstraint:
             raise TypeError(f"param must be a Parameter; got {param!r} ({type(param).__name__}).")
         observed, sigma = float(observed), float(sigma)
         if not np.isfinite(observed) or not (np.isfinite(sigma) and sigma > 0):
-            raise ValueError(f"observed must be finite and sigma positive and finite; got {observed}, {sigma}.")
+            raise ValueError(
+                f"observed must be finite and sigma positive and finite; got {observed}, {sigma}."
+            )
         self.param = param
         self.observed = observed
         self.sigma = sigma
 
     def chi2(self) -> tf.Tensor:
         """Return ``((param - observed) / sigma)**2``."""
-        z = (self.param - tf.constant(self.observed, self.param.dtype)) / tf.constant(self.sigma, self.param.dtype)
+        z = (self.param - tf.constant(self.observed, self.param.dtype)) / tf.constant(
+            self.sigma, self.param.dtype
+        )
         return z * z
 
     def __repr__(self) -> str:
@@ -172,7 +176,9 @@ class BaseLoss:
 
     # --- derivatives --------------------------------------------------------------------------
 
-    def derivatives(self, params: Sequence[Any] | None = None, *, strategy: Any = None, hessian: bool = False) -> GradientResult:
+    def derivatives(
+        self, params: Sequence[Any] | None = None, *, strategy: Any = None, hessian: bool = False
+    ) -> GradientResult:
         """Return the full :class:`~zgrad.gradients.GradientResult` (see :func:`zgrad.derivatives`)."""
         return _api.derivatives(self, self._select(params), strategy=strategy, hessian=hessian)
 

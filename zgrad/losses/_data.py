@@ -24,7 +24,8 @@ def as_1d(name: str, values: Any) -> np.ndarray:
     bad = ~np.isfinite(array)
     if bad.any():
         raise ValueError(
-            f"{name} holds {int(bad.sum())} non-finite values (NaN or inf), e.g. at index {int(np.argmax(bad))}."
+            f"{name} holds {int(bad.sum())} non-finite values (NaN or inf), "
+            f"e.g. at index {int(np.argmax(bad))}."
         )
     return array
 

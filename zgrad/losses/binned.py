@@ -58,7 +58,9 @@ class BinnedNLL(BaseLoss):
         if (counts < 0).any():
             raise ValueError(f"counts must be non-negative; got {counts[counts < 0][:3]} among them.")
         if edges.size != counts.size + 1:
-            raise ValueError(f"edges must have one entry more than counts; got {edges.size} and {counts.size}.")
+            raise ValueError(
+                f"edges must have one entry more than counts; got {edges.size} and {counts.size}."
+            )
         if not (np.diff(edges) > 0).all():
             raise ValueError("edges must be strictly increasing.")
         _data.check_inside(edges, model.obs)
@@ -85,7 +87,9 @@ class BinnedNLL(BaseLoss):
         mu = nu * probs
         n = self._counts
         # n log(n / mu) with the limit 0 for n == 0
-        log_term = tf.where(n > 0, n * (tf.math.log(tf.where(n > 0, n, 1.0)) - tf.math.log(mu)), tf.zeros_like(n))
+        log_term = tf.where(
+            n > 0, n * (tf.math.log(tf.where(n > 0, n, 1.0)) - tf.math.log(mu)), tf.zeros_like(n)
+        )
         terms = mu - n + log_term
         return tf.reduce_sum(terms if self._w is None else self._w * terms)
 
@@ -139,7 +143,9 @@ class Chi2(BaseLoss):
             dtype = model._dtype()
         elif callable(model):
             if params is None:
-                raise ValueError("Chi2 with a plain callable needs params=[...] naming the Parameters it reads.")
+                raise ValueError(
+                    "Chi2 with a plain callable needs params=[...] naming the Parameters it reads."
+                )
             self._params_given = list(params)
             self._predict = model
             dtype = self._params_given[0].dtype if self._params_given else tf.float64

@@ -105,7 +105,9 @@ class UnbinnedNLL(BaseLoss):
         """Sum ``term(x, w)`` over chunks of the data (one call when chunking is off)."""
         size = _data.chunk_bounds(self._n)
         if size is None:
-            return term(tf.convert_to_tensor(self._x), None if self._w is None else tf.convert_to_tensor(self._w))
+            return term(
+                tf.convert_to_tensor(self._x), None if self._w is None else tf.convert_to_tensor(self._w)
+            )
         n, n_chunks = self._n, -(-self._n // size)
 
         def body(i: tf.Tensor, acc: Any) -> tuple:

@@ -25,13 +25,18 @@ def run_minos(result: Any, which: tuple, cl: float | None) -> ParamMap:
         objective = _objective.Objective(result.loss, result.params, None, None)
         minuit = iminuit.Minuit(objective.fcn, np.array([result.values[n] for n in names]), name=names)
         minuit.errordef = result.loss.errordef
-        minuit.limits = [(p.lower if getattr(p, "lower", None) is not None else -np.inf,
-                          p.upper if getattr(p, "upper", None) is not None else np.inf) for p in result.params]
+        minuit.limits = [
+            (
+                p.lower if getattr(p, "lower", None) is not None else -np.inf,
+                p.upper if getattr(p, "upper", None) is not None else np.inf,
+            )
+            for p in result.params
+        ]
         minuit.migrad()
         minuit.hesse()
     try:
         minuit.minos(*wanted, cl=cl)
     finally:
-        for p, v in zip(result.params, (result.values[n] for n in names)):
+        for p, v in zip(result.params, (result.values[n] for n in names), strict=True):
             p.assign(v)
     return ParamMap({n: (float(minuit.merrors[n].lower), float(minuit.merrors[n].upper)) for n in wanted})

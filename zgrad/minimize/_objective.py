@@ -1,4 +1,4 @@
-"""The bridge from a loss to a minimizer: NumPy ``fcn``/``grad``/``hess`` with counts, and the gradient choice."""
+"""A loss as a minimizer sees it: NumPy ``fcn``/``grad``/``hess`` with counts; the gradient choice."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def validate_gradient_option(gradient: Any) -> Any:
         if not _registry.is_registered(gradient):
             raise ValueError(
                 f"gradient={gradient!r} is not a registered strategy; allowed: None (ask the policy), True "
-                f"(require zgrad's gradient), False (the minimizer's own), or one of {list(_registry.names())}."
+                f"(require zgrad's gradient), False (the minimizer's own), or one of "
+                f"{list(_registry.names())}."
             )
         return gradient
     raise ValueError(
@@ -45,7 +46,8 @@ def choose_strategy(gradient: Any) -> tuple[str | None, Any]:
     if not strategy.provides_gradient:
         if gradient is True:
             raise GradientError(
-                f"gradient=True requires a gradient from zgrad, but the active strategy {name!r} provides none; "
+                f"gradient=True requires a gradient from zgrad, but the active strategy {name!r} "
+                "provides none; "
                 "select one with zgrad.run.set_mode(autograd=...) or pass gradient='autodiff'."
             )
         return None, None
@@ -75,15 +77,15 @@ class Objective:
 
     def _note(self, x: np.ndarray, value: float) -> float:
         if self.first_nonfinite is None and not math.isfinite(value):
-            self.first_nonfinite = {p.name: float(v) for p, v in zip(self.params, x)}
+            self.first_nonfinite = {p.name: float(v) for p, v in zip(self.params, x, strict=True)}
         return value
 
     def _set(self, x: np.ndarray) -> None:
-        for p, v in zip(self.params, x):
+        for p, v in zip(self.params, x, strict=True):
             p.assign(v)
 
     def fcn(self, x: Any) -> float:
-        """The loss value at ``x``."""
+        """Return the loss value at ``x``."""
         x = np.asarray(x, dtype=float)
         self.nfcn += 1
         if self._last is not None and np.array_equal(self._last[0], x):
@@ -92,7 +94,7 @@ class Objective:
         return self._note(x, float(self.loss.value()))
 
     def grad(self, x: Any) -> np.ndarray:
-        """The gradient at ``x`` from the chosen strategy."""
+        """Return the gradient at ``x`` from the chosen strategy."""
         x = np.asarray(x, dtype=float)
         self.ngrad += 1
         self._set(x)
@@ -101,11 +103,13 @@ class Objective:
         return np.asarray(result.gradient, dtype=float)
 
     def hess(self, x: Any) -> np.ndarray:
-        """The Hessian at ``x`` from the Hessian strategy."""
+        """Return the Hessian at ``x`` from the Hessian strategy."""
         x = np.asarray(x, dtype=float)
         self.nhess += 1
         self._set(x)
-        return np.asarray(_api.derivatives(self.loss, self.params, strategy=self.hessian_strategy, hessian=True).hessian)
+        return np.asarray(
+            _api.derivatives(self.loss, self.params, strategy=self.hessian_strategy, hessian=True).hessian
+        )
 
     def g2(self, x: Any) -> np.ndarray:
         """Return the Hessian's diagonal at ``x`` (Minuit asks for it after a negative second derivative)."""
@@ -130,10 +134,14 @@ def directional_check(objective: Objective, x0: np.ndarray) -> dict:
     so one pair of evaluations checks every component at once (a bias in any component
     shows up unless it is cancelled by another, which a second fixed direction excludes).
     """
-    steps = np.array([getattr(p, "step_size", 1e-2 * max(abs(v), 1.0)) for p, v in zip(objective.params, x0)])
+    steps = np.array(
+        [getattr(p, "step_size", 1e-2 * max(abs(v), 1.0)) for p, v in zip(objective.params, x0, strict=True)]
+    )
     report: dict = {"ok": True, "checks": []}
     try:
-        g = np.asarray(_api.derivatives(objective.loss, objective.params, strategy=objective.strategy).gradient)
+        g = np.asarray(
+            _api.derivatives(objective.loss, objective.params, strategy=objective.strategy).gradient
+        )
         for signs in (np.resize([1.0, -1.0], x0.size), np.resize([1.0, 1.0, -1.0], x0.size)):
             d = signs * steps
             h = _room(objective.params, x0, d)
@@ -146,7 +154,9 @@ def directional_check(objective: Objective, x0: np.ndarray) -> dict:
             scale = max(abs(fd), abs(analytic), 1e-300)
             deviation = abs(analytic - fd) / scale
             ok = deviation <= GRADIENT_CHECK_RTOL or abs(analytic - fd) < 1e-8 * max(abs(f_plus), 1.0)
-            report["checks"].append({"directional": analytic, "finite_difference": fd, "deviation": deviation})
+            report["checks"].append(
+                {"directional": analytic, "finite_difference": fd, "deviation": deviation}
+            )
             report["ok"] = report["ok"] and ok
     finally:
         objective._set(x0)
@@ -156,14 +166,16 @@ def directional_check(objective: Objective, x0: np.ndarray) -> dict:
 def _room(params: Sequence[Any], x0: np.ndarray, d: np.ndarray) -> float:
     """Largest multiplier ``h <= 1`` with ``x0 +- h d`` inside every Parameter's limits."""
     h = 1.0
-    for p, x, di in zip(params, x0, d):
+    for p, x, di in zip(params, x0, d, strict=True):
         for bound in (getattr(p, "lower", None), getattr(p, "upper", None)):
             if bound is not None and di != 0:
                 h = min(h, 0.999 * abs(x - bound) / abs(di)) if abs(x - bound) > 0 else h
     return max(h, 1e-3)
 
 
-def covariance_and_edm(hessian: np.ndarray, gradient: np.ndarray, errordef: float) -> tuple[np.ndarray | None, float, str]:
+def covariance_and_edm(
+    hessian: np.ndarray, gradient: np.ndarray, errordef: float
+) -> tuple[np.ndarray | None, float, str]:
     """Return ``(2 errordef H^-1, g^T H^-1 g / 2, problem)``; problem is '' when H is positive definite."""
     if not np.all(np.isfinite(hessian)):
         return None, math.nan, "the Hessian is not finite"
@@ -177,10 +189,12 @@ def covariance_and_edm(hessian: np.ndarray, gradient: np.ndarray, errordef: floa
     return 2.0 * errordef * inverse, edm, ""
 
 
-def at_limit(params: Sequence[Any], values: Sequence[float], errors: Sequence[float] | None = None) -> list[str]:
+def at_limit(
+    params: Sequence[Any], values: Sequence[float], errors: Sequence[float] | None = None
+) -> list[str]:
     """Names of Parameters whose best-fit value sits at (within a tenth of an error of) a limit."""
     out = []
-    for i, (p, v) in enumerate(zip(params, values)):
+    for i, (p, v) in enumerate(zip(params, values, strict=True)):
         tolerance = 1e-10 * max(abs(v), 1.0)
         if errors is not None and np.isfinite(errors[i]):
             tolerance = max(tolerance, 0.1 * errors[i])

@@ -99,8 +99,10 @@ class Minuit:
         if self.tol is not None:
             minuit.tol = self.tol
         minuit.limits = [
-            (-math.inf if getattr(p, "lower", None) is None else p.lower,
-             math.inf if getattr(p, "upper", None) is None else p.upper)
+            (
+                -math.inf if getattr(p, "lower", None) is None else p.lower,
+                math.inf if getattr(p, "upper", None) is None else p.upper,
+            )
             for p in params
         ]
         problem = ""
@@ -112,11 +114,21 @@ class Minuit:
         wall = time.perf_counter() - start
         return self._result(loss, params, minuit, objective, problem, wall, grad_name, hess_name, check)
 
-    def _result(self, loss: Any, params: list, minuit: Any, objective: Any, problem: str, wall: float,
-                grad_name: str | None, hess_name: str | None, check: dict | None) -> FitResult:
+    def _result(
+        self,
+        loss: Any,
+        params: list,
+        minuit: Any,
+        objective: Any,
+        problem: str,
+        wall: float,
+        grad_name: str | None,
+        hess_name: str | None,
+        check: dict | None,
+    ) -> FitResult:
         values = np.array(minuit.values, dtype=float)
         errors = np.array(minuit.errors, dtype=float)
-        for p, v in zip(params, values):
+        for p, v in zip(params, values, strict=True):
             p.assign(v)
         fmin = minuit.fmin
         messages = [problem] if problem else []
@@ -131,14 +143,16 @@ class Minuit:
         if limited:
             messages.append(f"parameters at a limit: {limited} (errors there are unreliable)")
         if check is not None and not check["ok"]:
-            messages.append(f"the gradient of strategy {grad_name!r} disagrees with finite differences: {check['checks']}")
+            messages.append(
+                f"the gradient of strategy {grad_name!r} disagrees with finite differences: {check['checks']}"
+            )
         covariance = None
         if minuit.covariance is not None and fmin is not None and fmin.has_covariance:
             covariance = np.array(minuit.covariance, dtype=float)
         return FitResult(
             params=params,
-            values=ParamMap(dict(zip(minuit.parameters, values.tolist()))),
-            errors=ParamMap(dict(zip(minuit.parameters, errors.tolist()))),
+            values=ParamMap(dict(zip(minuit.parameters, values.tolist(), strict=True))),
+            errors=ParamMap(dict(zip(minuit.parameters, errors.tolist(), strict=True))),
             covariance=covariance,
             fmin=fval,
             edm=float(fmin.edm) if fmin is not None else math.nan,
@@ -157,7 +171,7 @@ class Minuit:
 
 
 def _exact_hessian(name: str | None, strategy: Any) -> tuple[str | None, Any]:
-    """The strategy's Hessian when it is exact (automatic differentiation), else None: HESSE computes one."""
+    """Pick the strategy's Hessian when it is exact (autodiff); else None, and HESSE computes one."""
     if strategy is not None and strategy.is_autograd and callable(getattr(strategy, "hessian", None)):
         return name, strategy
     return None, None

@@ -48,7 +48,9 @@ class Scipy:
     (True, 3.0, 1.0)
     """
 
-    def __init__(self, method: str = "L-BFGS-B", gradient: Any = None, tol: float = 0.1, maxiter: int = 10_000) -> None:
+    def __init__(
+        self, method: str = "L-BFGS-B", gradient: Any = None, tol: float = 0.1, maxiter: int = 10_000
+    ) -> None:
         if method not in _METHODS:
             raise ValueError(f"method={method!r} is not supported; allowed: {list(_METHODS)}.")
         self.gradient = _objective.validate_gradient_option(gradient)
@@ -68,7 +70,11 @@ class Scipy:
         if not params:
             raise ValueError("The loss has no floating Parameters to minimize.")
         grad_name, grad_strategy = _objective.choose_strategy(self.gradient)
-        hess_name = grad_name if grad_strategy is not None and callable(getattr(grad_strategy, "hessian", None)) else "numerical"
+        hess_name = (
+            grad_name
+            if grad_strategy is not None and callable(getattr(grad_strategy, "hessian", None))
+            else "numerical"
+        )
         hess_strategy = _registry.lookup(hess_name)
         objective = _objective.Objective(loss, params, grad_strategy, hess_strategy)
         x0 = np.array([float(p.numpy()) for p in params])
@@ -82,8 +88,11 @@ class Scipy:
         elif self.method == "BFGS":
             kwargs.update(options={"maxiter": self.maxiter, "gtol": 1e-8})
         else:
-            kwargs.update(bounds=bounds if any(b != (None, None) for b in bounds) else None,
-                          hess=objective.hess, options={"maxiter": self.maxiter, "gtol": 1e-10, "xtol": 1e-12})
+            kwargs.update(
+                bounds=bounds if any(b != (None, None) for b in bounds) else None,
+                hess=objective.hess,
+                options={"maxiter": self.maxiter, "gtol": 1e-10, "xtol": 1e-12},
+            )
         start = time.perf_counter()
         messages: list[str] = []
         x = x0
@@ -101,20 +110,24 @@ class Scipy:
         if hess_problem:
             messages.append(hess_problem)
         elif not edm < _EDM_FACTOR * self.tol * loss.errordef:
-            messages.append(f"not converged: edm = {edm:.3g} is above {_EDM_FACTOR * self.tol * loss.errordef:.3g} "
-                            f"(scipy said: {scipy_message})")
+            messages.append(
+                f"not converged: edm = {edm:.3g} is above {_EDM_FACTOR * self.tol * loss.errordef:.3g} "
+                f"(scipy said: {scipy_message})"
+            )
         if not math.isfinite(fval):
             messages.append("the loss is not finite at the end point (NaN or inf)")
         limited = _objective.at_limit(params, x, errors)
         if limited:
             messages.append(f"parameters at a limit: {limited} (errors there are unreliable)")
         if check is not None and not check["ok"]:
-            messages.append(f"the gradient of strategy {grad_name!r} disagrees with finite differences: {check['checks']}")
+            messages.append(
+                f"the gradient of strategy {grad_name!r} disagrees with finite differences: {check['checks']}"
+            )
         names = [p.name for p in params]
         return FitResult(
             params=params,
-            values=ParamMap(dict(zip(names, x.tolist()))),
-            errors=ParamMap(dict(zip(names, errors.tolist()))),
+            values=ParamMap(dict(zip(names, x.tolist(), strict=True))),
+            errors=ParamMap(dict(zip(names, errors.tolist(), strict=True))),
             covariance=covariance,
             fmin=fval,
             edm=edm,
@@ -136,7 +149,12 @@ class Scipy:
         try:
             result = objective.hessian_strategy.hessian(loss, objective.params)
         except Exception as error:  # reported in the result's message
-            return None, math.nan, math.nan, f"the Hessian could not be computed: {type(error).__name__}: {error}"
+            return (
+                None,
+                math.nan,
+                math.nan,
+                f"the Hessian could not be computed: {type(error).__name__}: {error}",
+            )
         hessian = np.asarray(result.hessian, dtype=float)
         gradient = np.asarray(result.gradient, dtype=float)
         covariance, edm, problem = _objective.covariance_and_edm(hessian, gradient, loss.errordef)

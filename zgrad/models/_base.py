@@ -48,7 +48,8 @@ class BasePDF:
         for role, param in params.items():
             if not isinstance(param, tf.Variable):
                 raise TypeError(
-                    f"{type(self).__name__}: parameter {role!r} must be a zgrad.Parameter (or a tf.Variable); "
+                    f"{type(self).__name__}: parameter {role!r} must be a zgrad.Parameter "
+                    "(or a tf.Variable); "
                     f"got {param!r} ({type(param).__name__})."
                 )
             checked[role] = param
@@ -188,7 +189,9 @@ class BasePDF:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative int; got {n!r}.")
         if _policy.in_trace():
-            raise RuntimeError("sample() draws in a Python loop; call it eagerly, not inside a traced function.")
+            raise RuntimeError(
+                "sample() draws in a Python loop; call it eagerly, not inside a traced function."
+            )
         n = int(n)
         generator = tf.random.Generator.from_seed(seed) if seed is not None else None
         grid = np.linspace(self._obs.lower, self._obs.upper, 2001)
@@ -228,5 +231,7 @@ def _checked_limits(limits: Any, obs: Space) -> tuple[float, float]:
     except (TypeError, ValueError):
         raise TypeError(f"limits must be a pair of numbers (lower, upper); got {limits!r}.") from None
     if not (obs.lower <= lower < upper <= obs.upper):
-        raise ValueError(f"limits {limits!r} must be an increasing sub-range of the observable's {obs.limits}.")
+        raise ValueError(
+            f"limits {limits!r} must be an increasing sub-range of the observable's {obs.limits}."
+        )
     return lower, upper

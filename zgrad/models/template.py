@@ -67,12 +67,15 @@ class SplineShape(_TemplateShape):
     >>> import numpy as np, zgrad
     >>> obs = zgrad.Space("x", limits=(-3.0, 3.0))
     >>> knots = np.linspace(-3, 3, 13)
-    >>> shape = zgrad.models.SplineShape(obs, x=knots, y=np.exp(-0.5 * knots**2), shift=zgrad.Parameter("d", 0.0))
+    >>> shift = zgrad.Parameter("d", 0.0)
+    >>> shape = zgrad.models.SplineShape(obs, x=knots, y=np.exp(-0.5 * knots**2), shift=shift)
     >>> round(float(shape.integrate((-3.0, 3.0))), 10)
     1.0
     """
 
-    def __init__(self, obs: Space, x: Any, y: Any, shift: Any = None, scale: Any = None, name: str | None = None) -> None:
+    def __init__(
+        self, obs: Space, x: Any, y: Any, shift: Any = None, scale: Any = None, name: str | None = None
+    ) -> None:
         super().__init__(obs, shift, scale, name)
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
         if x.ndim != 1 or x.shape != y.shape or x.size < 2:
@@ -98,8 +101,14 @@ class SplineShape(_TemplateShape):
 
     def _unnormalized_pdf(self, x: tf.Tensor) -> tf.Tensor:
         shift, scale = self._shift_scale()
-        return py_function(self._values, [x, shift, scale], x.dtype, gradient=self._jacobians,
-                           elementwise=True, name="spline_shape")
+        return py_function(
+            self._values,
+            [x, shift, scale],
+            x.dtype,
+            gradient=self._jacobians,
+            elementwise=True,
+            name="spline_shape",
+        )
 
     def _primitive(self, bound: np.ndarray, shift: np.ndarray, scale: np.ndarray) -> np.ndarray:
         u = np.clip((bound - shift) / scale, *self._knots)
@@ -109,8 +118,11 @@ class SplineShape(_TemplateShape):
         shift, scale = self._shift_scale()
         dtype = shift.dtype
         lower, upper = _as_dtype(lower, dtype), _as_dtype(upper, dtype)
-        return (py_function(self._primitive, [upper, shift, scale], dtype, elementwise=True, name="spline_integral")
-                - py_function(self._primitive, [lower, shift, scale], dtype, elementwise=True, name="spline_integral"))
+        return py_function(
+            self._primitive, [upper, shift, scale], dtype, elementwise=True, name="spline_integral"
+        ) - py_function(
+            self._primitive, [lower, shift, scale], dtype, elementwise=True, name="spline_integral"
+        )
 
 
 class KDEShape(_TemplateShape):
@@ -136,12 +148,21 @@ class KDEShape(_TemplateShape):
     1.0
     """
 
-    def __init__(self, obs: Space, data: Any, bandwidth: Any = None, shift: Any = None, scale: Any = None,
-                 name: str | None = None) -> None:
+    def __init__(
+        self,
+        obs: Space,
+        data: Any,
+        bandwidth: Any = None,
+        shift: Any = None,
+        scale: Any = None,
+        name: str | None = None,
+    ) -> None:
         super().__init__(obs, shift, scale, name)
         data = np.asarray(data, dtype=float)
         if data.ndim != 1 or data.size < 2 or not np.isfinite(data).all():
-            raise ValueError(f"data must be a finite 1-D sample of at least 2 values; got shape {data.shape}.")
+            raise ValueError(
+                f"data must be a finite 1-D sample of at least 2 values; got shape {data.shape}."
+            )
         self._kde = scipy.stats.gaussian_kde(data, bw_method=bandwidth)
 
     def _values(self, t: np.ndarray, shift: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -155,11 +176,18 @@ class KDEShape(_TemplateShape):
     def _box(self, lower: np.ndarray, upper: np.ndarray, shift: np.ndarray, scale: np.ndarray) -> np.ndarray:
         lo = np.atleast_1d((lower - shift) / scale)
         hi = np.atleast_1d((upper - shift) / scale)
-        boxes = np.array([self._kde.integrate_box_1d(a, b) for a, b in zip(lo.ravel(), hi.ravel())])
+        boxes = np.array(
+            [self._kde.integrate_box_1d(a, b) for a, b in zip(lo.ravel(), hi.ravel(), strict=True)]
+        )
         return (scale * boxes).reshape(np.shape(lower))
 
     def _integral(self, lower: Any, upper: Any) -> tf.Tensor:
         shift, scale = self._shift_scale()
         dtype = shift.dtype
-        return py_function(self._box, [_as_dtype(lower, dtype), _as_dtype(upper, dtype), shift, scale], dtype,
-                           elementwise=True, name="kde_integral")
+        return py_function(
+            self._box,
+            [_as_dtype(lower, dtype), _as_dtype(upper, dtype), shift, scale],
+            dtype,
+            elementwise=True,
+            name="kde_integral",
+        )

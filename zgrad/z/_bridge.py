@@ -117,9 +117,9 @@ def py_function(
     dtype = tf.as_dtype(Tout)
     if xla_tracing.get():
         raise ZgradError(
-            f"z.py_function {label!r} is called inside a trace compiled with XLA (jit_compile=True). XLA cannot "
-            "compile host callbacks: remove jit_compile=True from the enclosing z.function, or write "
-            f"{label!r} in TensorFlow."
+            f"z.py_function {label!r} is called inside a trace compiled with XLA (jit_compile=True). "
+            "XLA cannot compile host callbacks: remove jit_compile=True from the enclosing z.function, "
+            f"or write {label!r} in TensorFlow."
         )
     _refuse_hidden_parameters(func, label)
     inputs = [tf.convert_to_tensor(x) for x in (inp if isinstance(inp, (list, tuple)) else [inp])]
@@ -129,7 +129,9 @@ def py_function(
 class _Bridge:
     """One bridged function at one derivative order (``depth``), with its custom gradient."""
 
-    def __init__(self, func: Callable, gradient: Any, elementwise: bool, label: str, dtype: tf.DType, depth: int):
+    def __init__(
+        self, func: Callable, gradient: Any, elementwise: bool, label: str, dtype: tf.DType, depth: int
+    ):
         self.func, self.gradient, self.elementwise = func, gradient, elementwise
         self.label, self.dtype, self.depth = label, dtype, depth
 
@@ -141,7 +143,9 @@ class _Bridge:
 
         @tf.custom_gradient
         def bridged(*xs: tf.Tensor) -> Any:
-            y = tf.numpy_function(bridge._numpy, list(xs), bridge.dtype, stateful=False, name=_op_name(bridge.label))
+            y = tf.numpy_function(
+                bridge._numpy, list(xs), bridge.dtype, stateful=False, name=_op_name(bridge.label)
+            )
             if bridge.elementwise:
                 y.set_shape(functools.reduce(tf.broadcast_static_shape, [x.shape for x in xs]))
             needed = _needed(xs)
@@ -156,22 +160,34 @@ class _Bridge:
     def _vjp(self, xs: list[tf.Tensor], i: int, dy: tf.Tensor) -> tf.Tensor:
         if self.gradient is None:
             raise GradientError(
-                f"z.py_function {self.label!r} was bridged with gradient=None, so it cannot be differentiated. "
+                f"z.py_function {self.label!r} was bridged with gradient=None, so it cannot be "
+                "differentiated. "
                 "Pass gradient='numerical' (finite differences) or a callable returning its Jacobian."
             )
         x = xs[i]
         mode = _mode(x, dy, self.elementwise)
-        if mode == "full" and self.gradient == "numerical" and x.shape.num_elements() is not None \
-                and x.shape.num_elements() > LARGE_JACOBIAN:
+        if (
+            mode == "full"
+            and self.gradient == "numerical"
+            and x.shape.num_elements() is not None
+            and x.shape.num_elements() > LARGE_JACOBIAN
+        ):
             warnings.warn(
                 f"The numerical gradient of z.py_function {self.label!r} w.r.t. input {i} "
                 f"({x.shape.num_elements()} elements) needs a full Jacobian: {2 * x.shape.num_elements()} "
-                "evaluations. Declare elementwise=True if output[k] depends only on input[k], or give gradient=.",
+                "evaluations. Declare elementwise=True if output[k] depends only on input[k], "
+                "or give gradient=.",
                 BridgeCostWarning,
                 stacklevel=2,
             )
-        derivative = _Bridge(self._derivative_numpy(i, mode), "numerical", self.elementwise and mode != "full",
-                             f"d{self.label}/dx{i}", dy.dtype, self.depth + 1)(xs)
+        derivative = _Bridge(
+            self._derivative_numpy(i, mode),
+            "numerical",
+            self.elementwise and mode != "full",
+            f"d{self.label}/dx{i}",
+            dy.dtype,
+            self.depth + 1,
+        )(xs)
         derivative = tf.cast(derivative, dy.dtype)
         if mode == "scalar":
             return tf.cast(tf.reshape(tf.reduce_sum(dy * derivative), tf.shape(x)), x.dtype)
@@ -184,7 +200,7 @@ class _Bridge:
         return tf.cast(tf.reshape(contracted, tf.shape(x)), x.dtype)
 
     def _derivative_numpy(self, i: int, mode: str) -> Callable[..., np.ndarray]:
-        """A NumPy function of all inputs returning the derivative array of input ``i``."""
+        """Return a NumPy function of all inputs giving the derivative array of input ``i``."""
         if callable(self.gradient) and self.depth == 0:
             user = self.gradient
 
@@ -204,7 +220,9 @@ class _Bridge:
         return numerical
 
 
-def central_derivative(func: Callable, xs: Sequence[np.ndarray], i: int, mode: str, rel_step: float) -> np.ndarray:
+def central_derivative(
+    func: Callable, xs: Sequence[np.ndarray], i: int, mode: str, rel_step: float
+) -> np.ndarray:
     """Central-difference derivative of ``func(*xs)`` w.r.t. ``xs[i]`` in the given mode.
 
     ``'scalar'`` and ``'elementwise'``: 2 evaluations, result of the output's shape.
