@@ -71,7 +71,8 @@ class Objective:
         self.nfcn = 0
         self.ngrad = 0
         self.nhess = 0
-        self._last: tuple[np.ndarray, float] | None = None
+        # the last point where more than the value was computed: (x, value, gradient, hessian)
+        self._last: tuple[np.ndarray, float, np.ndarray | None, np.ndarray | None] | None = None
         #: the first point where the loss was NaN or inf, by parameter name: explains a failed fit
         self.first_nonfinite: dict[str, float] | None = None
 
@@ -81,15 +82,23 @@ class Objective:
         return value
 
     def _set(self, x: np.ndarray) -> None:
+        # one eager assign per Parameter: measured faster (110 us for 5) than one graph call
+        # assigning all of them (265 us), whose argument handling costs more than it saves
         for p, v in zip(self.params, x, strict=True):
             p.assign(v)
+
+    def _cached(self, x: np.ndarray, index: int) -> Any:
+        if self._last is not None and self._last[index] is not None and np.array_equal(self._last[0], x):
+            return self._last[index]
+        return None
 
     def fcn(self, x: Any) -> float:
         """Return the loss value at ``x``."""
         x = np.asarray(x, dtype=float)
         self.nfcn += 1
-        if self._last is not None and np.array_equal(self._last[0], x):
-            return self._last[1]
+        cached = self._cached(x, 1)
+        if cached is not None:
+            return cached
         self._set(x)
         return self._note(x, float(self.loss.value()))
 
@@ -97,19 +106,32 @@ class Objective:
         """Return the gradient at ``x`` from the chosen strategy."""
         x = np.asarray(x, dtype=float)
         self.ngrad += 1
+        cached = self._cached(x, 2)
+        if cached is not None and self.hessian_strategy is self.strategy:
+            return cached.copy()
         self._set(x)
         result = _api.derivatives(self.loss, self.params, strategy=self.strategy)
-        self._last = (x.copy(), self._note(x, float(result.value)))
-        return np.asarray(result.gradient, dtype=float)
+        gradient = np.asarray(result.gradient, dtype=float)
+        self._last = (x.copy(), self._note(x, float(result.value)), gradient, None)
+        return gradient.copy()
 
     def hess(self, x: Any) -> np.ndarray:
         """Return the Hessian at ``x`` from the Hessian strategy."""
         x = np.asarray(x, dtype=float)
         self.nhess += 1
+        cached = self._cached(x, 3)
+        if cached is not None:
+            return cached.copy()
         self._set(x)
-        return np.asarray(
-            _api.derivatives(self.loss, self.params, strategy=self.hessian_strategy, hessian=True).hessian
+        result = _api.derivatives(self.loss, self.params, strategy=self.hessian_strategy, hessian=True)
+        hessian = np.asarray(result.hessian, dtype=float)
+        self._last = (
+            x.copy(),
+            self._note(x, float(result.value)),
+            np.asarray(result.gradient, dtype=float),
+            hessian,
         )
+        return hessian.copy()
 
     def g2(self, x: Any) -> np.ndarray:
         """Return the Hessian's diagonal at ``x`` (Minuit asks for it after a negative second derivative)."""

@@ -11,10 +11,19 @@ Examples
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from zgrad.models._base import BasePDF
 from zgrad.models.analytic import CrystalBall, DoubleCrystalBall, Exponential, Gauss, Polynomial
 from zgrad.models.sum import Sum
-from zgrad.models.template import KDEShape, SplineShape
+
+# The template shapes pull in scipy.interpolate and scipy.stats (about 0.5 s and 50 MB):
+# they are imported when first used, not with every model.
+_LAZY = {"KDEShape": "zgrad.models.template", "SplineShape": "zgrad.models.template"}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from zgrad.models.template import KDEShape, SplineShape
 
 __all__ = [
     "BasePDF",
@@ -27,3 +36,12 @@ __all__ = [
     "SplineShape",
     "Sum",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zgrad.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
