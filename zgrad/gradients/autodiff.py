@@ -52,7 +52,12 @@ class AutodiffStrategy:
     def hessian(self, func: Callable[[], Any], params: Sequence[tf.Variable]) -> GradientResult:
         """Return value, gradient and the exactly symmetric Hessian of ``func`` w.r.t. ``params``."""
         params = tuple(params)
-        value, grad, hess = _value_gradient_hessian(func, params, _identities(params))
+        # A loss over large data may offer a memory-bounded Hessian (nested tapes per chunk of data).
+        hook = getattr(func, "zgrad_hessian", None)
+        if hook is not None:
+            value, grad, hess = hook(params, _identities(params))
+        else:
+            value, grad, hess = _value_gradient_hessian(func, params, _identities(params))
         return self._result(value, grad, hess, params)
 
     def _result(self, value: Any, grad: Any, hess: Any, params: tuple) -> GradientResult:
@@ -107,16 +112,25 @@ def _value_gradient(func: Callable[[], Any], params: tuple, identities: tuple) -
     return value, checked_gradients(grads, params, func)
 
 
-@function(wraps="hessian")
-def _value_gradient_hessian(
-    func: Callable[[], Any], params: tuple, identities: tuple
+def tape_hessian(
+    fn: Callable[[], Any], params: tuple, owner: Any, *, unconnected_is_zero: bool = False
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Return value, gradient and Hessian of ``fn()`` w.r.t. ``params`` with nested tapes.
+
+    ``owner`` names the function in errors. With ``unconnected_is_zero`` a parameter that
+    ``fn`` does not depend on gets zeros (for a part of a loss, e.g. its constraint terms);
+    otherwise it raises :class:`~zgrad.errors.GradientError`.
+    """
     with tf.GradientTape(persistent=True, watch_accessed_variables=False) as outer:
         outer.watch(params)
         with tf.GradientTape(watch_accessed_variables=False) as inner:
             inner.watch(params)
-            value = func()
-        grad = checked_gradients(inner.gradient(value, list(params)), params, func)
+            value = fn()
+        if unconnected_is_zero:
+            grads = inner.gradient(value, list(params), unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        else:
+            grads = inner.gradient(value, list(params))
+        grad = checked_gradients(grads, params, owner)
         components = tf.unstack(grad)
     rows = []
     for component in components:
@@ -127,3 +141,10 @@ def _value_gradient_hessian(
         rows.append(tf.stack([tf.cast(tf.reshape(tf.convert_to_tensor(r), []), grad.dtype) for r in row]))
     del outer
     return value, grad, tf.stack(rows)
+
+
+@function(wraps="hessian")
+def _value_gradient_hessian(
+    func: Callable[[], Any], params: tuple, identities: tuple
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    return tape_hessian(func, params, func)

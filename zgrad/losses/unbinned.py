@@ -12,12 +12,16 @@ from typing import Any
 
 import tensorflow as tf
 
-from zgrad.gradients.autodiff import checked_gradients
+from zgrad.gradients.autodiff import checked_gradients, tape_hessian
 from zgrad.losses import _data
 from zgrad.losses._base import BaseLoss, GaussianConstraint
 from zgrad.z._function import function
 
 __all__ = ["ExtendedUnbinnedNLL", "UnbinnedNLL"]
+
+#: Largest number of events one Hessian chunk holds: bounds the memory of nested tapes
+#: (about 5 x 8 bytes x events x parameters) whatever ``zgrad.run.chunksize`` says.
+HESSIAN_CHUNK = 2**17
 
 
 def _check_model(model: Any, extended: bool) -> None:
@@ -101,9 +105,14 @@ class UnbinnedNLL(BaseLoss):
     def _loss_tensor(self) -> tf.Tensor:
         return self._over_chunks(lambda x, w: self._chunk_term(x, w)) + self._global_term(self._x.dtype)
 
-    def _over_chunks(self, term: Any, init: Any = None) -> Any:
-        """Sum ``term(x, w)`` over chunks of the data (one call when chunking is off)."""
+    def _over_chunks(self, term: Any, init: Any = None, *, limit: int | None = None) -> Any:
+        """Sum ``term(x, w)`` over chunks of the data (one call when chunking is off).
+
+        ``limit`` caps the chunk size below ``zgrad.run.chunksize`` (used by the Hessian).
+        """
         size = _data.chunk_bounds(self._n)
+        if limit is not None and self._n > limit:
+            size = limit if size is None else min(size, limit)
         if size is None:
             return term(
                 tf.convert_to_tensor(self._x), None if self._w is None else tf.convert_to_tensor(self._w)
@@ -146,6 +155,26 @@ class UnbinnedNLL(BaseLoss):
         rest_grad = tape.gradient(rest, list(params), unconnected_gradients=tf.UnconnectedGradients.ZERO)
         rest_grad = tf.stack([tf.cast(tf.reshape(g, []), chunk_grad.dtype) for g in rest_grad])
         return chunk_value + rest, chunk_grad + rest_grad
+
+    @function(wraps="hessian")
+    def zgrad_hessian(self, params: tuple, identities: tuple) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Value, gradient and Hessian by autodiff: nested tapes per chunk of <= ``HESSIAN_CHUNK`` events.
+
+        Nested tapes keep every intermediate of the forward and first backward pass alive; over
+        all events at once that costs several times the data's memory. Chunks bound it, even
+        when ``zgrad.run.chunksize`` is None. ``identities`` only joins the graph-cache key.
+        """
+        params = tuple(params)
+        n = len(params)
+        dtype = params[0].dtype
+
+        def term(x: tf.Tensor, w: tf.Tensor | None) -> tuple:
+            return tape_hessian(lambda: self._chunk_term(x, w), params, self)
+
+        init = (tf.zeros([], self._x.dtype), tf.zeros([n], dtype), tf.zeros([n, n], dtype))
+        value, grad, hess = self._over_chunks(term, init, limit=HESSIAN_CHUNK)
+        rest = tape_hessian(self._value_tensor_without_data, params, self, unconnected_is_zero=True)
+        return value + rest[0], grad + tf.cast(rest[1], grad.dtype), hess + tf.cast(rest[2], hess.dtype)
 
     def _value_tensor_without_data(self) -> tf.Tensor:
         value = self._global_term(self._x.dtype)
