@@ -25,7 +25,7 @@ HESSIAN_CHUNK = 2**17
 
 
 def _check_model(model: Any, extended: bool) -> None:
-    for attr in ("log_pdf", "obs", "get_params"):
+    for attr in ("log_unnormalized_pdf", "log_normalization", "obs", "get_params"):
         if not hasattr(model, attr):
             raise TypeError(f"model must be a zgrad model (it lacks {attr!r}); got {model!r}.")
     if extended and not getattr(model, "is_extended", False):
@@ -96,11 +96,13 @@ class UnbinnedNLL(BaseLoss):
         return self._model.get_params(None)
 
     def _chunk_term(self, x: tf.Tensor, w: tf.Tensor | None) -> tf.Tensor:
-        log_pdf = self._model.log_pdf(x)
-        return -tf.reduce_sum(log_pdf if w is None else w * log_pdf)
+        # -sum w log pdf = -sum w log(shape) + sum_w log(normalisation): the normalisation is
+        # subtracted once in the global term, not once per event
+        log_shape = self._model.log_unnormalized_pdf(x)
+        return -tf.reduce_sum(log_shape if w is None else w * log_shape)
 
     def _global_term(self, dtype: tf.DType) -> tf.Tensor:
-        return tf.zeros([], dtype)
+        return tf.constant(self._sum_w, dtype) * tf.cast(self._model.log_normalization(), dtype)
 
     def _loss_tensor(self) -> tf.Tensor:
         return self._over_chunks(lambda x, w: self._chunk_term(x, w)) + self._global_term(self._x.dtype)
@@ -194,4 +196,7 @@ class ExtendedUnbinnedNLL(UnbinnedNLL):
 
     def _global_term(self, dtype: tf.DType) -> tf.Tensor:
         nu = tf.cast(self._model.expected_events(), dtype)
-        return nu - tf.constant(self._sum_w, dtype) * tf.math.log(nu)
+        # sum_w log(norm) from the shape, sum_w log(nu) from the extended term: for a Sum with
+        # yields the normalisation is nu and the two cancel exactly
+        log_norm = tf.cast(self._model.log_normalization(), dtype)
+        return nu + tf.constant(self._sum_w, dtype) * (log_norm - tf.math.log(nu))

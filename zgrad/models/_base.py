@@ -150,6 +150,19 @@ class BasePDF:
         return self._log_unnormalized_pdf(x) - tf.math.log(self._normalization())
 
     @function(wraps="model")
+    def log_unnormalized_pdf(self, x: Any) -> tf.Tensor:
+        """Return the log of the shape at ``x`` before normalisation (``log_pdf + log_normalization``).
+
+        Losses sum it over events and subtract the normalisation once, instead of once per event.
+        """
+        return self._log_unnormalized_pdf(self._convert_x(x))
+
+    @function(wraps="model")
+    def log_normalization(self) -> tf.Tensor:
+        """Return the log of the shape's integral over the observable's range."""
+        return tf.math.log(self._normalization())
+
+    @function(wraps="model")
     def integrate(self, limits: tuple[float, float]) -> tf.Tensor:
         """Return the probability in ``limits = (lower, upper)``, a sub-range of the observable.
 

@@ -146,8 +146,9 @@ class Sum(BasePDF):
         return [*self._weights, 1.0 - tf.add_n([tf.convert_to_tensor(f) for f in self._weights])]
 
     def _unnormalized_pdf(self, x: tf.Tensor) -> tf.Tensor:
+        # the scalar weight and normalisation fold into one coefficient per component
         terms = [
-            w * (pdf._unnormalized_pdf(x) / pdf._normalization())
+            (w / pdf._normalization()) * pdf._unnormalized_pdf(x)
             for w, pdf in zip(self._weight_tensors(), self._pdfs, strict=True)
         ]
         return tf.add_n(terms)
