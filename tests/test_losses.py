@@ -574,7 +574,9 @@ def test_hessian_in_chunks_equals_one_pass_and_bounds_chunk_size(monkeypatch):
     monkeypatch.setattr(unbinned, "HESSIAN_CHUNK", 1000)  # 5 chunks (the last one short)
     loops = []
     real_while_loop = unbinned.tf.while_loop
-    monkeypatch.setattr(unbinned.tf, "while_loop", lambda *a, **k: loops.append(1) or real_while_loop(*a, **k))
+    monkeypatch.setattr(
+        unbinned.tf, "while_loop", lambda *a, **k: loops.append(1) or real_while_loop(*a, **k)
+    )
     zgrad.run.clear_graph_cache()
     result = zgrad.derivatives(loss, params, strategy="autodiff", hessian=True)
     assert loops == [1]  # the chunked path ran

@@ -370,7 +370,7 @@ def test_bad_construction_raises_clear_errors():
     mu, sigma = P("mu", 0.0), P("sigma", 1.0)
     with pytest.raises(TypeError, match="obs must be a zgrad.Space; got"):
         Gauss((-1.0, 1.0), mu, sigma)
-    with pytest.raises(TypeError, match=r"parameter 'sigma' must be a zgrad.Parameter \(or a tf.Variable\); got 1.0"):
+    with pytest.raises(TypeError, match=r"'sigma' must be a zgrad.Parameter \(or a tf.Variable\); got 1.0"):
         Gauss(OBS, mu, 1.0)
     with pytest.raises(TypeError, match="parameter 'lam' must be a zgrad.Parameter"):
         Exponential(OBS, np.float64(-1.0))

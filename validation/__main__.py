@@ -1,4 +1,8 @@
-"""The command line: ``python -m validation [--quick] [--output DIR] [--cases ...] [--strategies ...]``."""
+"""The main job: ``python -m validation``, the whole suite from the command line.
+
+``python -m validation [--quick] [--output DIR] [--cases ...] [--strategies ...] [--toys N]
+[--workers N | --scheduler ADDRESS] [--no-fits]``
+"""
 
 from __future__ import annotations
 
@@ -14,16 +18,35 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_OUTPUT = "validation-report"
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    if text.strip() == "0":
+        return 0
+    return _positive(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m validation",
         description=(
             "Check every gradient strategy against closed-form gradients and Hessians of the reference "
-            "cases; print a summary and write DIR/report.json. Exit status: 0 all passed, 1 some failed, "
+            "cases, fit the model cases with every strategy (optionally toy studies), print a summary "
+            "and write DIR/report.json and DIR/index.html. Exit status: 0 all passed, 1 some failed, "
             "2 bad arguments."
         ),
     )
-    parser.add_argument("--quick", action="store_true", help="only the first point of each case")
+    parser.add_argument(
+        "--quick", action="store_true", help="only the first point of each case, one precision plot"
+    )
     parser.add_argument(
         "--output", metavar="DIR", default=DEFAULT_OUTPUT, help=f"report folder (default: {DEFAULT_OUTPUT}/)"
     )
@@ -34,7 +57,20 @@ def _parser() -> argparse.ArgumentParser:
         "--strategies",
         nargs="+",
         metavar="NAME",
-        help="strategies to check (default: every registered strategy that provides a gradient)",
+        help="strategies to check (default: every registered one; derivatives need one with a gradient)",
+    )
+    parser.add_argument(
+        "--toys", type=_non_negative, default=0, metavar="N", help="toy data sets per model case"
+    )
+    parser.add_argument("--no-fits", dest="fits", action="store_false", help="skip the fit-level comparison")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=_positive, metavar="N", help="run tasks in N spawned local processes"
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run tasks on a dask.distributed scheduler (pip install zgrad[dask])",
     )
     return parser
 
@@ -45,19 +81,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)  # exits with status 2 on malformed arguments
 
     # imported here, after the environment default above and after argument errors (which need no TensorFlow)
-    from validation import report, runner
+    from validation import executors, page, report, runner
 
-    try:
-        result = runner.run_suite(
-            quick=args.quick, cases=args.cases, strategies=args.strategies, progress=True
-        )
-    except ValueError as exc:  # unknown case pattern or strategy: a usage error, found before any work
+    def usage_error(exc: Exception) -> int:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+    try:
+        executor = executors.make_executor(workers=args.workers, scheduler=args.scheduler)
+    except (ImportError, ValueError, OSError) as exc:  # no dask, or no scheduler at that address
+        return usage_error(exc)
+    try:
+        result = runner.run_suite(
+            quick=args.quick,
+            cases=args.cases,
+            strategies=args.strategies,
+            toys=args.toys,
+            fits=args.fits,
+            executor=executor,
+            progress=True,
+        )
+    except ValueError as exc:  # unknown case pattern or strategy: a usage error, found before any work
+        return usage_error(exc)
+    finally:
+        executor.close()
     report.print_table(result)
     path = report.write(result, args.output)
-    print(f"report written to {path}")
+    html_path = page.write_html(result, args.output)
+    print(f"report written to {path} and {html_path}")
     return EXIT_OK if result.ok else EXIT_FAILED
 
 

@@ -1,5 +1,8 @@
 """Reference cases: functions of a few Parameters with closed-form gradients and Hessians.
 
+:data:`CASES` joins these reference functions (:data:`FUNCTION_CASES`) and the
+models inside losses of :mod:`validation.model_cases` (:data:`MODEL_CASES`).
+
 A :class:`Case` is a declarative specification: parameter names, limits and
 the points to evaluate at, a seeded data generator, a builder that turns
 Parameters into the TensorFlow function to differentiate, and the exact
@@ -21,9 +24,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from validation.model_cases import MODEL_CASES
 from validation.spec import LEVELS, Case, ParamSpec, Tolerance
 
-__all__ = ["CASES", "LEVELS", "Case", "ParamSpec", "Tolerance", "select"]
+__all__ = ["CASES", "FUNCTION_CASES", "LEVELS", "MODEL_CASES", "Case", "ParamSpec", "Tolerance", "select"]
 
 # --- helpers shared by the builders ---------------------------------------------------------------
 
@@ -279,7 +283,7 @@ _LSE_PARAMS = (ParamSpec("a"), ParamSpec("b"), ParamSpec("c"))
 
 _ROSEN_PARAMS = tuple(ParamSpec(f"x{i}") for i in range(5))
 
-CASES: dict[str, Case] = {
+FUNCTION_CASES: dict[str, Case] = {
     case.name: case
     for case in (
         Case(
@@ -389,6 +393,10 @@ CASES: dict[str, Case] = {
         ),
     )
 }
+
+
+#: Every case by name: the reference functions, then the models inside losses.
+CASES: dict[str, Case] = {**FUNCTION_CASES, **MODEL_CASES}
 
 
 def select(patterns: list[str] | None = None) -> list[Case]:

@@ -1,17 +1,33 @@
-"""Summaries of a suite run: a table for the terminal and ``report.json``.
+"""Summaries of a suite run: tables for the terminal and ``report.json``.
 
-``report.json`` (schema version :data:`SCHEMA_VERSION`) holds:
+``report.json``, schema version :data:`SCHEMA_VERSION` (2), holds:
 
-- ``schema_version`` (int), ``created`` (UTC, ISO 8601), ``ok`` (bool), ``seconds``;
-- ``environment``: versions of Python, zgrad, TensorFlow, numdifftools, NumPy, SciPy, and the platform;
-- ``options``: what was asked for (``quick``, ``cases`` patterns, ``strategies``);
-- ``cases``: each case's description, dtype, parameters (limits, step size) and points;
-- ``strategies``: the strategies that ran;
+- ``schema_version`` (int, 2), ``created`` (UTC, ISO 8601), ``ok`` (bool: every part below
+  passed), ``seconds`` (wall time of the run);
+- ``environment``: versions of Python, zgrad, TensorFlow, numdifftools, iminuit, matplotlib,
+  NumPy, SciPy, the platform and ``cpu_cores``;
+- ``options``: what was asked for (``quick``, ``cases`` patterns, ``strategies``, ``toys``, ``fits``);
+- ``executor``: where the tasks ran: ``kind`` (``"in-process"``, ``"processes"`` with ``workers``,
+  ``"dask"`` with ``scheduler`` and ``workers``);
+- ``cases``: each case's ``name``, ``description``, ``kind`` (``"function"`` or ``"model"``),
+  ``loss`` (model cases), ``dtype``, ``hard``, ``hessian_source``, ``params`` (limits, step
+  size), ``points`` and, for model cases, ``truth`` and ``n_events``;
+- ``strategies`` (checked at derivative level) and ``fit_strategies``;
 - ``summary``: one entry per case and strategy (see :func:`summarize`);
-- ``rows``: one entry per derivative component (the fields of :class:`validation.runner.Row`).
+- ``rows``: one entry per derivative component: the fields of :class:`validation.derivatives.Row`;
+- ``reference_checks``: the closed forms against the stored numbers: ``rtol`` and ``checks``,
+  one entry per case and point (``case``, ``point``, ``max_deviation``, ``ok``, ``message``);
+- ``fits``: ``rows`` (one per case and strategy: the fields of :class:`validation.fits.FitRow`),
+  ``verdicts`` (per case: ``reference`` strategy, ``max_shift`` per strategy in units of the
+  reference's errors, ``invalid``, ``threshold``, ``ok``);
+- ``toys``: ``n`` (per case), ``rows`` (one per toy and strategy: :class:`validation.fits.ToyRow`),
+  ``pulls`` (per case, strategy and parameter: ``n``, ``n_invalid``, ``mean``, ``mean_error``,
+  ``width``, ``width_error``, ``ok``).
 
-Non-finite numbers are written as the strings ``"nan"``, ``"inf"`` and ``"-inf"`` so the file
-stays strict JSON.
+Version 2 added ``kind``, ``loss``, ``hessian_source``, ``truth`` and ``n_events`` to cases,
+``reference_error`` to rows, and ``executor``, ``fit_strategies``, ``reference_checks``, ``fits``
+and ``toys``. Missing numbers are ``null``; non-finite ones the strings ``"nan"``, ``"inf"``
+and ``"-inf"``, so the file stays strict JSON.
 """
 
 from __future__ import annotations
@@ -20,23 +36,35 @@ import datetime
 import json
 import math
 import os
-import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import zgrad
 from validation.cases import CASES, LEVELS
-from validation.runner import Row, SuiteResult
+from validation.derivatives import Row
+from validation.fits import FIT_AGREEMENT
+from validation.reference import RTOL
+from validation.runner import SuiteResult
+from zgrad.checks import report as _checks_report
 
-__all__ = ["SCHEMA_VERSION", "environment", "format_table", "print_table", "summarize", "to_json", "write"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "environment",
+    "format_fits",
+    "format_report",
+    "format_table",
+    "format_toys",
+    "print_table",
+    "summarize",
+    "to_json",
+    "write",
+]
 
 #: Bumped whenever a field of ``report.json`` changes meaning or disappears.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _TABLE_COLUMNS = (
-    ("case", "<", 18),
+    ("case", "<", 19),
     ("strategy", "<", 9),
     ("rows", ">", 4),
     ("fail", ">", 4),
@@ -49,29 +77,13 @@ _TABLE_COLUMNS = (
 )
 
 
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def environment() -> dict[str, Any]:
     """Return the versions and machine facts a report should be read with."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not available on every platform
         cores = os.cpu_count()
-    return {
-        "python": platform.python_version(),
-        "zgrad": zgrad.__version__,
-        "tensorflow": _version("tensorflow"),
-        "numdifftools": _version("numdifftools"),
-        "numpy": _version("numpy"),
-        "scipy": _version("scipy"),
-        "platform": platform.platform(),
-        "cpu_cores": cores,
-    }
+    return {**_checks_report.environment(), "cpu_cores": cores}
 
 
 def _worst(rows: list[Row], level: str) -> float | None:
@@ -90,7 +102,7 @@ def summarize(result: SuiteResult) -> list[dict[str, Any]]:
 
     Each entry has ``case``, ``strategy``, ``points``, ``rows``, ``failed``, ``worst_gradient``
     and ``worst_hessian`` (largest relative deviation; ``inf`` where a call failed),
-    ``by_error`` (rows that pass only because the error estimate covers the true error),
+    ``by_error`` (rows that pass only because an error estimate covers the true error),
     ``evals_gradient`` and ``evals_hessian`` (most evaluations one call used), ``seconds``
     and ``ok``.
     """
@@ -127,8 +139,14 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _line(cells: tuple, columns: tuple) -> str:
+    return "  ".join(
+        f"{str(c):{align}{width}}" for c, (_, align, width) in zip(cells, columns, strict=True)
+    ).rstrip()
+
+
 def format_table(result: SuiteResult, *, max_failures: int = 20) -> str:
-    """Return the summary table, a totals line and the first ``max_failures`` failing rows."""
+    """Return the derivative summary table, a totals line and the first ``max_failures`` failing rows."""
     header = "  ".join(f"{name:{align}{width}}" for name, align, width in _TABLE_COLUMNS).rstrip()
     lines = [header, "-" * len(header)]
     for entry in summarize(result):
@@ -145,17 +163,13 @@ def format_table(result: SuiteResult, *, max_failures: int = 20) -> str:
             f"{entry['seconds']:.1f}s",
             "pass" if entry["ok"] else "FAIL",
         )
-        lines.append(
-            "  ".join(
-                f"{str(c):{align}{width}}" for c, (_, align, width) in zip(cells, _TABLE_COLUMNS, strict=True)
-            ).rstrip()
-        )
+        lines.append(_line(cells, _TABLE_COLUMNS))
     lines.append("-" * len(header))
     failures = result.failures
-    verdict = "all passed" if result.ok else f"{len(failures)} FAILED"
+    verdict = "all passed" if not failures else f"{len(failures)} FAILED"
     lines.append(
         f"{len(result.rows)} rows ({_count(result.cases, 'case')} x {_count(result.strategies, 'strategy')} "
-        f"x points x {'/'.join(LEVELS)}) in {result.seconds:.1f} s: {verdict}"
+        f"x points x {'/'.join(LEVELS)}): {verdict}"
     )
     if not result.rows:
         lines.append("no rows: nothing was compared")
@@ -163,6 +177,78 @@ def format_table(result: SuiteResult, *, max_failures: int = 20) -> str:
         lines.append(_failure_line(row))
     if len(failures) > max_failures:
         lines.append(f"... and {len(failures) - max_failures} more failing rows in report.json")
+    return "\n".join(lines)
+
+
+def format_fits(result: SuiteResult) -> str:
+    """Return the fit table: per case and strategy, validity, shift from the reference fit, calls, time."""
+    if not result.fits:
+        return ""
+    verdicts = {v["case"]: v for v in result.fit_verdicts}
+    cols = (
+        ("fit case", "<", 19),
+        ("strategy", "<", 9),
+        ("valid", "<", 5),
+        ("shift/err", ">", 9),
+        ("nfcn", ">", 5),
+        ("ngrad", ">", 5),
+        ("time", ">", 7),
+        ("result", "<", 6),
+    )
+    lines = [_line(tuple(c[0] for c in cols), cols)]
+    lines.append("-" * len(lines[0]))
+    for row in result.fits:
+        verdict = verdicts[row.case]
+        shift = verdict["max_shift"].get(row.strategy)
+        good = row.valid and shift is not None and shift <= verdict["threshold"]
+        cells = (
+            row.case,
+            row.strategy,
+            "yes" if row.valid else "NO",
+            _cell(shift),
+            _cell(row.nfcn),
+            _cell(row.ngrad),
+            f"{row.wall_time:.2f}s",
+            "pass" if good else "FAIL",
+        )
+        lines.append(_line(cells, cols))
+    failed = [v["case"] for v in verdicts.values() if not v["ok"]]
+    lines.append(
+        f"fits agree within {FIT_AGREEMENT:.0%} of an error and are valid: "
+        + ("all cases" if not failed else f"FAILED for {', '.join(failed)}")
+    )
+    for row in result.fits:
+        if not row.valid:
+            lines.append(f"  INVALID {row.case} {row.strategy}: {row.message}")
+    return "\n".join(lines)
+
+
+def format_toys(result: SuiteResult) -> str:
+    """Return the pull table of the toy study (empty when no toys ran)."""
+    if not result.toys:
+        return ""
+    cols = (
+        ("toy case", "<", 19),
+        ("strategy", "<", 9),
+        ("param", "<", 8),
+        ("n", ">", 4),
+        ("pull mean", ">", 15),
+        ("pull width", ">", 15),
+        ("result", "<", 6),
+    )
+    lines = [_line(tuple(c[0] for c in cols), cols)]
+    lines.append("-" * len(lines[0]))
+    for p in result.pulls:
+        cells = (
+            p["case"],
+            p["strategy"],
+            p["param"],
+            p["n"],
+            f"{p['mean']:+.2f} ± {p['mean_error']:.2f}",
+            f"{p['width']:.2f} ± {p['width_error']:.2f}",
+            "pass" if p["ok"] else "FAIL",
+        )
+        lines.append(_line(cells, cols))
     return "\n".join(lines)
 
 
@@ -181,6 +267,21 @@ def _failure_line(row: Row) -> str:
     )
 
 
+def format_report(result: SuiteResult) -> str:
+    """Return every table of the run and the overall verdict, as printed at the end of the main job."""
+    parts = [format_table(result)]
+    bad = [c for c in result.reference_checks if not c.ok]
+    parts.append(
+        f"stored reference numbers: {len(result.reference_checks) - len(bad)}/{len(result.reference_checks)} "
+        f"points agree (rtol {RTOL:g})" + "".join(f"\n  FAIL {c.case}/{c.point}: {c.message}" for c in bad)
+    )
+    parts += [text for text in (format_fits(result), format_toys(result)) if text]
+    parts.append(
+        f"{'ALL PASSED' if result.ok else 'FAILED'} in {result.seconds:.1f} s ({result.executor['kind']})"
+    )
+    return "\n\n".join(parts)
+
+
 def _strict(value: Any) -> Any:
     # json.dumps would write NaN/Infinity, which strict JSON parsers reject
     if isinstance(value, float) and not math.isfinite(value):
@@ -194,21 +295,31 @@ def _strict(value: Any) -> Any:
 
 def _case_entry(name: str) -> dict[str, Any]:
     case = CASES[name]
-    return {
+    entry = {
         "name": case.name,
         "description": case.description,
+        "kind": case.kind,
+        "loss": None if case.model is None else case.model.loss,
         "dtype": case.dtype,
         "hard": case.hard,
+        "hessian_source": case.hessian_source,
         "params": [
             {"name": p.name, "lower": p.lower, "upper": p.upper, "step_size": p.step_size}
             for p in case.params
         ],
         "points": [{"label": label, "values": list(values)} for label, values in case.points],
     }
+    if case.model is not None:
+        entry["truth"] = list(case.model.truth)
+        entry["n_events"] = case.model.n_events
+    return entry
 
 
 def to_json(result: SuiteResult) -> dict[str, Any]:
     """Return the content of ``report.json`` as a dict of plain, strictly JSON-serialisable values."""
+    toys_per_case: dict[str, int] = {}
+    for row in result.toys:
+        toys_per_case[row.case] = max(toys_per_case.get(row.case, 0), row.toy + 1)
     return _strict(
         {
             "schema_version": SCHEMA_VERSION,
@@ -217,10 +328,15 @@ def to_json(result: SuiteResult) -> dict[str, Any]:
             "seconds": result.seconds,
             "environment": environment(),
             "options": dict(result.options),
+            "executor": dict(result.executor),
             "cases": [_case_entry(name) for name in result.cases],
             "strategies": list(result.strategies),
+            "fit_strategies": list(result.fit_strategies),
             "summary": summarize(result),
             "rows": [row.to_dict() for row in result.rows],
+            "reference_checks": {"rtol": RTOL, "checks": [c.to_dict() for c in result.reference_checks]},
+            "fits": {"rows": [r.to_dict() for r in result.fits], "verdicts": result.fit_verdicts},
+            "toys": {"n": toys_per_case, "rows": [r.to_dict() for r in result.toys], "pulls": result.pulls},
         }
     )
 
@@ -236,5 +352,5 @@ def write(result: SuiteResult, directory: str | os.PathLike) -> Path:
 
 
 def print_table(result: SuiteResult, file: Any = None) -> None:
-    """Print :func:`format_table` to ``file`` (default stdout)."""
-    print(format_table(result), file=file or sys.stdout)
+    """Print :func:`format_report` to ``file`` (default stdout)."""
+    print(format_report(result), file=file or sys.stdout)

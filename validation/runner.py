@@ -1,11 +1,14 @@
-"""Run the reference cases against every gradient strategy and collect one row per component.
+"""Plan the suite's tasks, run them through an executor, and collect the results.
 
-The work is cut into :class:`Task` items (case, point, strategy, level) that name
-everything by string, so the loop in :func:`run_suite` can later be handed to an
-executor of worker processes without changing what a task means. Each task builds
-fresh Parameters at its point, asks ``zgrad.derivatives`` for the derivatives
-inside ``with zgrad.run.set_mode(autograd=strategy)`` (and passes the strategy
-explicitly too), and compares every component with the closed form.
+The work is cut into small tasks that name everything by string (see
+:mod:`validation.executors`):
+
+- derivative tasks (:class:`validation.derivatives.Task`): case x point x strategy x level;
+- reference tasks (:class:`validation.reference.ReferenceTask`): a case's closed form versus the
+  stored numbers;
+- fit tasks (:class:`validation.fits.FitTask`): each model case fitted with each strategy;
+- toy tasks (:class:`validation.fits.ToyTask`, with ``toys > 0``): one toy data set, every strategy;
+- scan tasks (:class:`validation.derivatives.ScanTask`): the data of the precision plots.
 """
 
 from __future__ import annotations
@@ -14,74 +17,36 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import tensorflow as tf
-
 import zgrad
-from validation.cases import CASES, LEVELS, Case, Tolerance, select
+from validation.cases import LEVELS, Case, select
+from validation.derivatives import Row, ScanTask, Task, run_task
+from validation.executors import InProcess
+from validation.fits import FitRow, FitTask, ToyRow, ToyTask, fit_verdicts, fittable, pull_summary
+from validation.reference import ReferenceCheck, ReferenceTask
 
-__all__ = ["Row", "SuiteResult", "Task", "gradient_strategies", "levels", "plan", "run_suite", "run_task"]
+__all__ = [
+    "PRECISION_SCANS",
+    "ProgressBar",
+    "Row",
+    "SuiteResult",
+    "Task",
+    "gradient_strategies",
+    "levels",
+    "plan",
+    "run_suite",
+    "run_task",
+]
 
-
-@dataclass(frozen=True)
-class Task:
-    """One unit of work: a case at one named point, one strategy, one level."""
-
-    case: str
-    point: str
-    strategy: str
-    level: str
-
-    @property
-    def label(self) -> str:
-        """``case/point strategy level``, as shown in the progress line."""
-        return f"{self.case}/{self.point} {self.strategy} {self.level}"
-
-
-@dataclass(frozen=True)
-class Row:
-    """The comparison of one derivative component with its closed form.
-
-    ``deviation`` is relative: ``|value - reference| / scale``, where ``scale`` is the
-    larger of ``|reference|`` and the component's natural size (``|H_ii| * step_i`` for
-    gradient component ``i``, ``sqrt(|H_ii H_jj|)`` for Hessian entry ``(i, j)``), so a
-    component whose exact value is zero still gets a meaningful relative measure.
-    ``param`` is a parameter name for gradient rows and ``'name_i,name_j'`` for Hessian
-    rows; a row with ``param='*'`` records a call that failed (``message`` says why).
-    """
-
-    case: str
-    point: str
-    param: str
-    strategy: str
-    level: str
-    value: float | None
-    reference: float | None
-    deviation: float | None
-    abs_deviation: float | None
-    scale: float | None
-    error: float | None
-    zscore: float | None
-    rtol: float
-    error_covers: bool
-    covered: bool | None
-    ok: bool
-    status: str | None
-    n_evals: int | None
-    seconds: float
-    message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the row as a plain dict."""
-        return asdict(self)
+#: The precision plots drawn when their case is selected: (case, parameter); the first point is used.
+PRECISION_SCANS = (("gauss", "sigma"), ("crystal_ball", "n"), ("exp_large", "x"))
 
 
 @dataclass
 class SuiteResult:
-    """All rows of one run, with what was asked for and how long it took."""
+    """Everything one run produced, with what was asked for and how long it took."""
 
     rows: list[Row]
     cases: list[str]
@@ -89,15 +54,37 @@ class SuiteResult:
     quick: bool
     seconds: float
     options: dict[str, Any] = field(default_factory=dict)
+    reference_checks: list[ReferenceCheck] = field(default_factory=list)
+    fits: list[FitRow] = field(default_factory=list)
+    toys: list[ToyRow] = field(default_factory=list)
+    scans: list[tuple[ScanTask, Any]] = field(default_factory=list)
+    fit_strategies: list[str] = field(default_factory=list)
+    executor: dict[str, Any] = field(default_factory=lambda: {"kind": "in-process"})
+
+    @property
+    def fit_verdicts(self) -> list[dict[str, Any]]:
+        """Per model case: do the strategies' fits agree (see :func:`validation.fits.fit_verdicts`)."""
+        return fit_verdicts(self.fits)
+
+    @property
+    def pulls(self) -> list[dict[str, Any]]:
+        """Pull statistics per case, strategy and parameter (see :func:`validation.fits.pull_summary`)."""
+        return pull_summary(self.toys)
 
     @property
     def ok(self) -> bool:
-        """Whether every row passed (and there was at least one)."""
-        return bool(self.rows) and all(r.ok for r in self.rows)
+        """Whether every derivative row, stored-number check, fit verdict and pull passed."""
+        return (
+            bool(self.rows)
+            and all(r.ok for r in self.rows)
+            and all(c.ok for c in self.reference_checks)
+            and all(v["ok"] for v in self.fit_verdicts)
+            and all(p["ok"] for p in self.pulls)
+        )
 
     @property
     def failures(self) -> list[Row]:
-        """The rows that failed."""
+        """The derivative rows that failed."""
         return [r for r in self.rows if not r.ok]
 
 
@@ -106,21 +93,16 @@ def gradient_strategies() -> list[str]:
     return [name for name in zgrad.gradients.available() if zgrad.gradients.get(name).provides_gradient]
 
 
-def _check_strategies(names: Sequence[str] | None) -> list[str]:
-    usable = gradient_strategies()
+def _check_strategies(names: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """Return (strategies for derivatives, strategies for fits)."""
+    available = list(zgrad.gradients.available())
     if not names:
-        return usable
+        return gradient_strategies(), available
     for name in names:
-        if name not in zgrad.gradients.available():
-            raise ValueError(
-                f"unknown strategy {name!r}; registered strategies are {list(zgrad.gradients.available())}."
-            )
-        if name not in usable:
-            raise ValueError(
-                f"strategy {name!r} provides no gradient (the minimizer differentiates by itself), so "
-                f"there is nothing to validate; strategies that provide one are {usable}."
-            )
-    return list(dict.fromkeys(names))
+        if name not in available:
+            raise ValueError(f"unknown strategy {name!r}; registered strategies are {available}.")
+    names = list(dict.fromkeys(names))
+    return [n for n in names if n in gradient_strategies()], names
 
 
 def levels(strategy: str) -> tuple[str, ...]:
@@ -130,7 +112,7 @@ def levels(strategy: str) -> tuple[str, ...]:
 
 
 def plan(cases: Sequence[Case], strategies: Sequence[str], *, quick: bool = False) -> list[Task]:
-    """Return the tasks for ``cases`` x points x ``strategies`` x levels (only first points if ``quick``)."""
+    """Return the derivative tasks: ``cases`` x points x ``strategies`` x levels (``quick``: first points)."""
     tasks = []
     for case in cases:
         points = case.points[:1] if quick else case.points
@@ -140,172 +122,50 @@ def plan(cases: Sequence[Case], strategies: Sequence[str], *, quick: bool = Fals
     return tasks
 
 
-def _parameters(case: Case, values: Sequence[float]) -> tuple:
-    dtype = tf.as_dtype(case.dtype)
-    return tuple(
-        zgrad.Parameter(s.name, v, lower=s.lower, upper=s.upper, step_size=s.step_size, dtype=dtype)
-        for s, v in zip(case.params, values, strict=True)
-    )
-
-
-def _relative(abs_dev: float, scale: float) -> float:
-    if scale > 0:
-        return float(abs_dev / scale)
-    return 0.0 if abs_dev == 0 else math.inf
-
-
-def _float(x: Any) -> float | None:
-    return None if x is None else float(x)
-
-
-def run_task(task: Task) -> list[Row]:
-    """Run one task and return its rows (one per gradient component or Hessian entry).
-
-    A call that raises becomes a single failing row with ``param='*'`` and the error in
-    ``message``: the suite reports every failure rather than stopping at the first.
-    """
-    case = CASES[task.case]
-    values = dict(case.points)[task.point]
-    params = _parameters(case, values)
-    data = case.data(np.dtype(case.dtype))
-    func = case.build(params, data)
-    # the reference is taken at the values actually stored, i.e. rounded to the case's dtype
-    x = np.array([p.numpy() for p in params], dtype=np.float64)
-    data64 = {k: np.asarray(v, dtype=np.float64) for k, v in data.items()}
-    ref_grad, ref_hess = case.gradient(x, data64), case.hessian(x, data64)
-    tol = case.tolerance(task.strategy, task.level)
-    fail = {
-        "case": task.case,
-        "point": task.point,
-        "strategy": task.strategy,
-        "level": task.level,
-        "rtol": tol.rtol,
-        "error_covers": tol.error_covers,
-    }
-
-    start = time.perf_counter()
-    try:
-        with zgrad.run.set_mode(autograd=task.strategy):
-            result = zgrad.derivatives(func, params, strategy=task.strategy, hessian=task.level == "hessian")
-    except Exception as exc:  # reported as a failing row, never swallowed
-        return [_failed_row(fail, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")]
-    seconds = time.perf_counter() - start
-
-    rows = _compare(task, params, result, ref_grad, ref_hess, tol, seconds)
-    after = np.array([p.numpy() for p in params], dtype=np.float64)
-    if not np.array_equal(after, x):
-        rows.append(
-            _failed_row(fail, seconds, f"Parameter values not restored: {x.tolist()} -> {after.tolist()}")
-        )
-    return rows
-
-
-def _failed_row(fields: dict, seconds: float, message: str) -> Row:
-    return Row(
-        **fields,
-        param="*",
-        value=None,
-        reference=None,
-        deviation=None,
-        abs_deviation=None,
-        scale=None,
-        error=None,
-        zscore=None,
-        covered=None,
-        ok=False,
-        status=None,
-        n_evals=None,
-        seconds=seconds,
-        message=message,
-    )
-
-
-def _entries(
-    level: str, params: tuple, result: Any, ref_grad: np.ndarray, ref_hess: np.ndarray
-) -> list[tuple]:
-    """Return ``(param, value, reference, scale, error, status)`` for each component of ``level``."""
-    names = [p.name for p in params]
-    diag = np.abs(np.diag(ref_hess))
-    n = len(names)
-    if level == "gradient":
-        steps = [p.step_size for p in params]
-        errors = [None] * n if result.error is None else np.asarray(result.error)
-        return [
-            (
-                names[i],
-                result.gradient[i],
-                ref_grad[i],
-                max(abs(ref_grad[i]), diag[i] * steps[i]),
-                errors[i],
-                result.status[i],
-            )
-            for i in range(n)
-        ]
-    errors = np.full((n, n), None) if result.hessian_error is None else np.asarray(result.hessian_error)
-    return [
-        (
-            f"{names[i]},{names[j]}",
-            result.hessian[i, j],
-            ref_hess[i, j],
-            max(abs(ref_hess[i, j]), math.sqrt(diag[i] * diag[j])),
-            errors[i, j],
-            None,
-        )
-        for i in range(n)
-        for j in range(i, n)
+def _scan_tasks(cases: Sequence[Case], quick: bool) -> list[ScanTask]:
+    chosen = {c.name: c for c in cases}
+    scans = [
+        ScanTask(name, chosen[name].points[0][0], param) for name, param in PRECISION_SCANS if name in chosen
     ]
+    if not scans and cases:  # always at least one precision plot
+        scans = [ScanTask(cases[0].name, cases[0].points[0][0], cases[0].params[0].name)]
+    return scans[:1] if quick else scans
 
 
-def _compare(
-    task: Task, params: tuple, result: Any, ref_grad, ref_hess, tol: Tolerance, seconds: float
-) -> list[Row]:
-    rows = []
-    for param, value, reference, scale, error, status in _entries(
-        task.level, params, result, ref_grad, ref_hess
-    ):
-        value, reference, error = float(value), float(reference), _float(error)
-        abs_dev = abs(value - reference)
-        rel = _relative(abs_dev, scale) if math.isfinite(abs_dev) else math.nan
-        rows.append(
-            Row(
-                case=task.case,
-                point=task.point,
-                param=param,
-                strategy=task.strategy,
-                level=task.level,
-                value=value,
-                reference=reference,
-                deviation=rel,
-                abs_deviation=abs_dev,
-                scale=float(scale),
-                error=error,
-                zscore=abs_dev / error if error else None,
-                rtol=tol.rtol,
-                error_covers=tol.error_covers,
-                covered=None if error is None else bool(abs_dev <= error),
-                ok=tol.passes(rel, abs_dev, error),
-                status=status,
-                n_evals=result.n_evals,
-                seconds=seconds,
-            )
-        )
-    return rows
+class ProgressBar:
+    """A text progress bar on stderr with counts, elapsed time and an ETA.
 
+    On a terminal it is redrawn in place; otherwise (a log file, CI) it prints one line per task.
+    """
 
-class _StderrProgress:
-    """A one-line counter on stderr: rewritten in place on a terminal, one line per task otherwise."""
+    def __init__(self, total: int, stream: Any = None, width: int = 24) -> None:
+        self.total = total
+        self.done = 0
+        self.stream = stream or sys.stderr
+        self.width = width
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._start = time.perf_counter()
 
-    def __init__(self) -> None:
-        self._tty = sys.stderr.isatty()
+    def line(self, label: str) -> str:
+        """Return the bar for the current count, e.g. ``[######------] 12/48  25%  3s  ETA 9s  label``."""
+        elapsed = time.perf_counter() - self._start
+        fraction = self.done / self.total if self.total else 1.0
+        filled = int(round(self.width * fraction))
+        eta = elapsed / self.done * (self.total - self.done) if self.done else math.nan
+        eta_text = "?" if math.isnan(eta) else f"{eta:.0f}s"
+        bar = "#" * filled + "-" * (self.width - filled)
+        return f"[{bar}] {self.done}/{self.total} {fraction:4.0%} {elapsed:.0f}s ETA {eta_text}  {label}"
 
-    def __call__(self, index: int, total: int, task: Task) -> None:
-        line = f"[{index}/{total}] {task.label}"
+    def __call__(self, task: Any) -> None:
+        """Count one finished task and redraw."""
+        self.done += 1
+        text = self.line(task.label)
         if self._tty:
-            end = "\n" if index == total else ""
-            sys.stderr.write(f"\r\033[K{line}{end}")
+            end = "\n" if self.done == self.total else ""
+            self.stream.write(f"\r\033[K{text}{end}")
         else:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+            self.stream.write(text + "\n")
+        self.stream.flush()
 
 
 def run_suite(
@@ -313,54 +173,90 @@ def run_suite(
     quick: bool = False,
     cases: Sequence[str] | None = None,
     strategies: Sequence[str] | None = None,
-    progress: bool | Callable[[int, int, Task], None] = False,
+    toys: int = 0,
+    fits: bool = True,
+    executor: Any = None,
+    progress: bool | Callable[[Any], None] = False,
 ) -> SuiteResult:
-    """Run the validation suite in this process and return its rows.
+    """Run the validation suite and return its results.
 
     Parameters
     ----------
     quick : bool, default False
-        Only the first point of each case.
+        Only the first point of each case and one precision plot.
     cases : sequence of str, optional
         Shell-style patterns of case names (default: every case).
     strategies : sequence of str, optional
-        Strategy names (default: every registered strategy that provides a gradient).
+        Strategy names (default: every registered strategy). Derivatives are checked for those
+        that provide a gradient; fits use them all (``'minuit'``: Minuit differentiates itself).
+    toys : int, default 0
+        Toy data sets per model case (seeded), each fitted with every strategy.
+    fits : bool, default True
+        Whether to fit the model cases.
+    executor : optional
+        Where tasks run (:mod:`validation.executors`); default: in this process.
     progress : bool or callable, default False
-        True prints a counter to stderr; a callable gets ``(index, total, task)``.
+        True draws a :class:`ProgressBar` on stderr; a callable gets each finished task.
 
     Raises
     ------
     ValueError
-        If a case pattern matches nothing, or a strategy is unknown or provides no gradient.
+        If a case pattern matches nothing, a strategy is unknown, ``toys`` is negative, or the
+        selection leaves nothing to check.
 
     Examples
     --------
     >>> from validation.runner import run_suite
     >>> result = run_suite(quick=True, cases=["exp_large"], strategies=["autodiff"])
-    >>> result.ok
-    True
+    >>> result.ok, len(result.rows)
+    (True, 2)
     """
     chosen = select(list(cases) if cases else None)
-    names = _check_strategies(strategies)
-    tasks = plan(chosen, names, quick=quick)
-    report = _StderrProgress() if progress is True else (progress or None)
+    derivative_names, fit_names = _check_strategies(strategies)
+    if isinstance(toys, bool) or not isinstance(toys, int) or toys < 0:
+        raise ValueError(f"toys must be a non-negative int; got {toys!r}.")
+    model_cases = [c for c in chosen if fittable(c)]
+    if not derivative_names and not (fits and model_cases):
+        raise ValueError(
+            f"strategies {list(strategies or [])} provide no gradient (the minimizer differentiates itself) "
+            f"and the selected cases have no fits, so there is nothing to validate; strategies that provide "
+            f"one are {gradient_strategies()}."
+        )
+    groups = {
+        "rows": plan(chosen, derivative_names, quick=quick),
+        "reference": [ReferenceTask(c.name) for c in chosen],
+        "fits": [FitTask(c.name, s) for c in model_cases for s in fit_names] if fits else [],
+        "toys": [ToyTask(c.name, k, tuple(fit_names)) for c in model_cases for k in range(toys)],
+        "scans": _scan_tasks(chosen, quick) if derivative_names else [],
+    }
+    tasks = [t for group in groups.values() for t in group]
+    report = ProgressBar(len(tasks)) if progress is True else (progress or None)
+    runner = executor or InProcess()
     start = time.perf_counter()
-    rows: list[Row] = []
-    previous_case = None
-    for index, task in enumerate(tasks, 1):
-        if report is not None:
-            report(index, len(tasks), task)
-        if task.case != previous_case:
-            # every task builds a fresh function, so traces of earlier cases can never be hit again
-            zgrad.run.clear_graph_cache()
-            previous_case = task.case
-        rows.extend(run_task(task))
+    results = runner.map(tasks, report)
     zgrad.run.clear_graph_cache()
+    out: dict[str, list] = {}
+    offset = 0
+    for key, group in groups.items():
+        out[key] = results[offset : offset + len(group)]
+        offset += len(group)
     return SuiteResult(
-        rows=rows,
+        rows=[row for rows in out["rows"] for row in rows],
         cases=[c.name for c in chosen],
-        strategies=names,
+        strategies=derivative_names,
         quick=quick,
         seconds=time.perf_counter() - start,
-        options={"quick": quick, "cases": list(cases or []), "strategies": list(strategies or [])},
+        options={
+            "quick": quick,
+            "cases": list(cases or []),
+            "strategies": list(strategies or []),
+            "toys": toys,
+            "fits": fits,
+        },
+        reference_checks=[c for checks in out["reference"] for c in checks],
+        fits=list(out["fits"]),
+        toys=[row for rows in out["toys"] for row in rows],
+        scans=list(zip(groups["scans"], out["scans"], strict=True)),
+        fit_strategies=fit_names if (fits or toys) and model_cases else [],
+        executor=runner.describe(),
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EXACT_STRATEGIES", "LEVELS", "Case", "ParamSpec", "Tolerance"]
+__all__ = ["EXACT_STRATEGIES", "LEVELS", "Case", "ModelInfo", "ParamSpec", "Tolerance"]
 
 #: The derivative levels a case is checked at.
 LEVELS = ("gradient", "hessian")
@@ -27,17 +27,27 @@ class Tolerance:
     A component passes when its relative deviation is at most ``rtol``, or, with
     ``error_covers=True``, when the strategy's own error estimate is at least the
     true absolute deviation (an honest error bar is acceptable where the
-    precision itself cannot be reached).
+    precision itself cannot be reached). Where the reference itself is numerical
+    (a Hessian from numdifftools), its error estimate adds to the strategy's.
     """
 
     rtol: float
     error_covers: bool = False
 
-    def passes(self, rel_deviation: float, abs_deviation: float, error: float | None) -> bool:
-        """Return whether a component with these deviations and error estimate passes."""
+    def passes(
+        self,
+        rel_deviation: float,
+        abs_deviation: float,
+        error: float | None,
+        reference_error: float | None = None,
+    ) -> bool:
+        """Return whether a component with these deviations and error estimates passes."""
         if rel_deviation <= self.rtol:
             return True
-        return bool(self.error_covers and error is not None and abs_deviation <= error)
+        cover = (error or 0.0) + (reference_error or 0.0)
+        if not self.error_covers or (error is None and reference_error is None):
+            return False
+        return bool(abs_deviation <= cover)
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,23 @@ class ParamSpec:
     lower: float | None = None
     upper: float | None = None
     step_size: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What makes a case a fit: which model, its true values, how many events, which loss.
+
+    ``factory`` names a model builder of :mod:`validation.model_cases`; ``truth`` are the
+    values the case's data (and every toy data set) are drawn at; ``yields`` names the yield
+    parameters of an extended model, whose toys draw a Poisson number of events.
+    """
+
+    factory: str
+    truth: tuple[float, ...]
+    n_events: int
+    extended: bool = False
+    yields: tuple[str, ...] = ()
+    loss: str = "UnbinnedNLL"
 
 
 # Relative tolerances by (dtype, level). Automatic differentiation is exact up to rounding:
@@ -104,6 +131,11 @@ class Case:
         error estimate that covers the true error.
     tolerances : mapping
         Overrides, ``{strategy: {level: Tolerance}}``.
+    model : ModelInfo or None
+        Set for cases built from a zgrad model and loss: they also get fits and toys.
+    hessian_source : str
+        Where the reference Hessian comes from: ``'closed form'``, or a numerical
+        Jacobian of the closed-form gradient (then ``hessian`` returns ``(H, error)``).
     """
 
     name: str
@@ -117,6 +149,21 @@ class Case:
     dtype: str = "float64"
     hard: bool = False
     tolerances: Mapping[str, Mapping[str, Tolerance]] = field(default_factory=dict)
+    model: ModelInfo | None = None
+    hessian_source: str = "closed form"
+
+    @property
+    def kind(self) -> str:
+        """``'model'`` for a model inside a loss, ``'function'`` for a plain reference function."""
+        return "function" if self.model is None else "model"
+
+    def reference(self, x: np.ndarray, data: Mapping[str, np.ndarray]) -> tuple:
+        """Return ``(gradient, hessian, hessian_error)`` at ``x``; the error is None for a closed form."""
+        hessian = self.hessian(x, data)
+        error = None
+        if isinstance(hessian, tuple):
+            hessian, error = hessian
+        return np.asarray(self.gradient(x, data), dtype=float), np.asarray(hessian, dtype=float), error
 
     def tolerance(self, strategy: str, level: str) -> Tolerance:
         """Return the tolerance for ``strategy`` at ``level`` (``'gradient'`` or ``'hessian'``)."""

@@ -206,7 +206,7 @@ class BasePDF:
                 "sample() draws in a Python loop; call it eagerly, not inside a traced function."
             )
         n = int(n)
-        generator = tf.random.Generator.from_seed(seed) if seed is not None else None
+        generator = _seeded_generator(seed) if seed is not None else None
         grid = np.linspace(self._obs.lower, self._obs.upper, 2001)
         # a tensor, so that each new bound does not trace the kernel anew
         bound = tf.constant(1.1 * float(np.max(self.pdf(grid))), dtype=self._dtype())
@@ -230,6 +230,15 @@ class BasePDF:
     def __repr__(self) -> str:
         params = ", ".join(f"{role}={p.name!r}" for role, p in self._params.items())
         return f"<zgrad.models.{type(self).__name__} obs={self._obs.name!r} {params}>"
+
+
+def _seeded_generator(seed: int) -> tf.random.Generator:
+    # Generator.from_seed(k + 1) yields the stream of from_seed(k) shifted by one block, so
+    # consecutive seeds would give nearly identical samples: scramble the seed first
+    key, counter = np.random.SeedSequence(int(seed)).generate_state(2, dtype=np.uint64)
+    return tf.random.Generator.from_key_counter(
+        key=int(key) >> 1, counter=[int(counter) >> 1, 0], alg=tf.random.Algorithm.PHILOX
+    )
 
 
 def _uniform(generator: tf.random.Generator | None, shape: tuple, dtype: tf.DType) -> tf.Tensor:
