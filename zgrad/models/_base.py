@@ -212,7 +212,8 @@ class BasePDF:
         bound = tf.constant(1.1 * float(np.max(self.pdf(grid))), dtype=self._dtype())
         chunks: list[np.ndarray] = []
         have = 0
-        batch = max(2 * n, 1000)
+        # a power of two: samples of nearby sizes share one trace of the kernel
+        batch = 1 << max(2 * n, 1024).bit_length()
         while have < n:
             u = _uniform(generator, (2, batch), self._dtype())
             accepted = self._accept_reject(u, bound).numpy()
