@@ -282,17 +282,6 @@ def format_report(result: SuiteResult) -> str:
     return "\n\n".join(parts)
 
 
-def _strict(value: Any) -> Any:
-    # json.dumps would write NaN/Infinity, which strict JSON parsers reject
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
-
-
 def _case_entry(name: str) -> dict[str, Any]:
     case = CASES[name]
     entry = {
@@ -320,7 +309,7 @@ def to_json(result: SuiteResult) -> dict[str, Any]:
     toys_per_case: dict[str, int] = {}
     for row in result.toys:
         toys_per_case[row.case] = max(toys_per_case.get(row.case, 0), row.toy + 1)
-    return _strict(
+    return _checks_report.json_safe(
         {
             "schema_version": SCHEMA_VERSION,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

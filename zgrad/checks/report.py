@@ -146,19 +146,29 @@ def _document(report: Any) -> dict[str, Any]:
     }
 
 
-def _strict(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """Return ``value`` with non-finite floats as the strings ``'nan'``, ``'inf'``, ``'-inf'``.
+
+    ``json.dumps`` would write ``NaN``/``Infinity``, which strict JSON parsers reject.
+
+    Examples
+    --------
+    >>> from zgrad.checks.report import json_safe
+    >>> json_safe({"a": [1.0, float("inf")]})
+    {'a': [1.0, 'inf']}
+    """
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def to_json(report: Any, indent: int | None = 2) -> str:
     """Return ``report`` as a strict JSON document (see the module docstring for the schema)."""
-    return json.dumps(_strict(_document(report)), indent=indent, allow_nan=False)
+    return json.dumps(json_safe(_document(report)), indent=indent, allow_nan=False)
 
 
 # --- terminal -----------------------------------------------------------------------------------
