@@ -138,6 +138,21 @@ class Objective:
         return np.diag(self.hess(x)).copy()
 
 
+def common_problems(
+    params: Sequence[Any], values: Any, errors: Any, check: dict | None, grad_name: str | None
+) -> list[str]:
+    """Messages every adapter adds: parameters at a limit, a gradient that failed its check."""
+    messages = []
+    limited = at_limit(params, values, errors)
+    if limited:
+        messages.append(f"parameters at a limit: {limited} (errors there are unreliable)")
+    if check is not None and not check["ok"]:
+        messages.append(
+            f"the gradient of strategy {grad_name!r} disagrees with finite differences: {check['checks']}"
+        )
+    return messages
+
+
 def needs_check(grad_name: str | None, loss: Any) -> bool:
     """Whether a gradient must pass the directional check before the minimizer trusts it.
 

@@ -139,13 +139,7 @@ class Minuit:
             messages.append("the loss is not finite at the minimum (NaN or inf)")
         elif problem and objective.first_nonfinite is not None:
             messages.append(f"the loss was not finite (NaN or inf) at {objective.first_nonfinite}")
-        limited = _objective.at_limit(params, values, errors)
-        if limited:
-            messages.append(f"parameters at a limit: {limited} (errors there are unreliable)")
-        if check is not None and not check["ok"]:
-            messages.append(
-                f"the gradient of strategy {grad_name!r} disagrees with finite differences: {check['checks']}"
-            )
+        messages += _objective.common_problems(params, values, errors, check, grad_name)
         covariance = None
         if minuit.covariance is not None and fmin is not None and fmin.has_covariance:
             covariance = np.array(minuit.covariance, dtype=float)

@@ -116,13 +116,7 @@ class Scipy:
             )
         if not math.isfinite(fval):
             messages.append("the loss is not finite at the end point (NaN or inf)")
-        limited = _objective.at_limit(params, x, errors)
-        if limited:
-            messages.append(f"parameters at a limit: {limited} (errors there are unreliable)")
-        if check is not None and not check["ok"]:
-            messages.append(
-                f"the gradient of strategy {grad_name!r} disagrees with finite differences: {check['checks']}"
-            )
+        messages += _objective.common_problems(params, x, errors, check, grad_name)
         names = [p.name for p in params]
         return FitResult(
             params=params,
