@@ -97,7 +97,8 @@ def main() -> None:
         t = _harness.median(samples[label])
         out = values[label]
         grad = getattr(out, "gradient", out)
-        deviation = "" if label == "value call" else f"{np.max(np.abs(np.asarray(grad) - reference) / np.abs(reference)):.1e}"
+        relative = np.max(np.abs(np.asarray(grad) - reference) / np.abs(reference))
+        deviation = "" if label == "value call" else f"{relative:.1e}"
         rows.append((label, evals[label], _harness.format_seconds(t), f"{t / base:.1f}", deviation))
     _harness.print_table(["environment", "value"], _harness.describe_environment())
     _harness.print_table(
@@ -107,8 +108,10 @@ def main() -> None:
     )
     fast = _harness.median(samples["numerical (fast)"])
     nd_time = _harness.median(samples["numdifftools defaults"])
-    print(f"\nfast budget vs numdifftools defaults: {nd_time / fast:.1f}x cheaper "
-          f"({evals['numerical (fast)']} vs {evals['numdifftools defaults']} evaluations)")
+    print(
+        f"\nfast budget vs numdifftools defaults: {nd_time / fast:.1f}x cheaper "
+        f"({evals['numerical (fast)']} vs {evals['numdifftools defaults']} evaluations)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ PAGES = sorted(p for p in (ROOT / "docs").glob("*.rst") if BLOCK.search(p.read_t
 RUNNER = """
 import doctest, sys, textwrap, warnings
 warnings.simplefilter("error")  # as in the test suite: docs must not show deprecated usage
-warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(tensorflow|keras|google|flatbuffers)\\.")
+warnings.filterwarnings(
+    "ignore", category=DeprecationWarning, module=r"(tensorflow|keras|google|flatbuffers)\\."
+)
 blocks = {blocks!r}
 namespace = {{"__name__": "docs_example"}}
 parser = doctest.DocTestParser()
