@@ -1,8 +1,11 @@
 """Unbinned negative log-likelihoods, evaluated in chunks of ``zgrad.run.chunksize`` events.
 
-With chunking on, the value is accumulated chunk by chunk in a ``tf.while_loop``,
-and so is the automatic-differentiation gradient (one tape per chunk), so memory
-is bounded by the chunk size instead of the data size.
+With chunking on, the value is accumulated chunk by chunk in a ``tf.while_loop``, and
+so are the automatic-differentiation gradient (one tape per chunk) and Hessian (nested
+tapes per chunk), so memory is bounded by the chunk size instead of the data size. The
+tapes are chunked even when chunking is off (at most ``GRADIENT_CHUNK`` and
+``HESSIAN_CHUNK`` events): that changes only the order of a sum, and keeps the memory
+of a fit with exact Hessians close to that of a value call.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ __all__ = ["ExtendedUnbinnedNLL", "UnbinnedNLL"]
 
 #: Largest number of events one Hessian chunk holds: bounds the memory of nested tapes
 #: (about 5 x 8 bytes x events x parameters) whatever ``zgrad.run.chunksize`` says.
-HESSIAN_CHUNK = 2**17
+HESSIAN_CHUNK = 2**16
+#: The same bound for the tape of value and gradient (one backward pass keeps fewer intermediates).
+GRADIENT_CHUNK = 2**18
 
 
 def _check_model(model: Any, extended: bool) -> None:
@@ -134,9 +139,11 @@ class UnbinnedNLL(BaseLoss):
 
     @function(wraps="gradient")
     def zgrad_value_gradient(self, params: tuple, identities: tuple) -> tuple[tf.Tensor, tf.Tensor]:
-        """Value and gradient by autodiff, one tape per chunk (memory bounded by the chunk size).
+        """Value and gradient by autodiff, one tape per chunk of at most ``GRADIENT_CHUNK`` events.
 
-        The ``'autodiff'`` strategy uses this hook when a loss offers it. ``identities``
+        Memory is bounded by the chunk size (``zgrad.run.chunksize``, or ``GRADIENT_CHUNK``
+        when chunking is off). The ``'autodiff'`` strategy uses this hook when a loss offers
+        it. ``identities``
         (``p.ref()`` of each Parameter) only joins the graph-cache key: the model reads its
         Parameters directly, so a trace is valid only for the Parameters it was made with.
         """
@@ -150,7 +157,7 @@ class UnbinnedNLL(BaseLoss):
 
         dtype = self._x.dtype
         init = (tf.zeros([], dtype), tf.zeros([len(params)], params[0].dtype))
-        chunk_value, chunk_grad = self._over_chunks(term, init)
+        chunk_value, chunk_grad = self._over_chunks(term, init, limit=GRADIENT_CHUNK)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(params)
             rest = self._value_tensor_without_data()
