@@ -294,3 +294,37 @@ def test_a_single_variable_is_not_a_sequence():
     x = zgrad.Parameter("x", 1.0)
     with pytest.raises(TypeError, match=r"non-empty sequence .* got <zgrad.Parameter 'x'"):
         NumericalStrategy().value_gradient(lambda: x**2, x)
+
+
+def test_fast_budget_uses_a_losss_batched_evaluation_with_identical_numbers():
+    """A loss offering ``zgrad_values`` is evaluated at all 2n points in one call, same numbers."""
+    rng = np.random.default_rng(11)
+    data = rng.normal(0.3, 1.1, 4000)
+    data = data[np.abs(data) < 5]
+    obs = zgrad.Space("x", limits=(-5.0, 5.0))
+    mu = zgrad.Parameter("mu", 0.2, lower=-5.0, upper=5.0)
+    sigma = zgrad.Parameter("sigma", 1.0, lower=1.0, upper=5.0)  # at its limit: one-sided points
+    loss = zgrad.losses.UnbinnedNLL(zgrad.models.Gauss(obs, mu, sigma), data)
+    fast = zgrad.gradients.get("numerical").with_budget("fast")
+    batches = []
+    real = type(loss).zgrad_values.__get__(loss)
+
+    class Spy:
+        """The loss, with its batched entry point counted."""
+
+        def __call__(self):
+            return loss()
+
+        def zgrad_values(self, params, identities, points):
+            batches.append(np.array(points))
+            return real(params, identities, points)
+
+    before = [mu.numpy(), sigma.numpy()]
+    batched = fast.value_gradient(Spy(), [mu, sigma])
+    sequential = fast.value_gradient(lambda: loss(), [mu, sigma])
+    assert [mu.numpy(), sigma.numpy()] == before  # restored exactly
+    assert len(batches) == 1 and batches[0].shape == (4, 2)  # all 2n points in one call
+    assert np.all(batches[0][:, 1] >= 1.0)  # never outside the limits
+    np.testing.assert_array_equal(batched.gradient, sequential.gradient)
+    assert batched.n_evals == sequential.n_evals == 5
+    assert batched.status == sequential.status

@@ -209,6 +209,7 @@ class NumericalStrategy:
                 f0=f0,
                 full_output=True,
                 x_eps=point.x_eps,
+                f_batch=point.evaluate_batch if point.batched else None,
             )
         return _finite.extrapolated_gradient(
             point.evaluate,
@@ -243,6 +244,19 @@ class _Point:
         self.x_eps = np.array([float(np.finfo(p.dtype.as_numpy_dtype).eps) for p in self.params])
         self.f_eps = float(np.finfo(np.float64).eps)
         self._current = self.x0.copy()
+
+    @property
+    def batched(self) -> bool:
+        """Whether ``func`` evaluates several points in one call (a loss's ``zgrad_values``)."""
+        return callable(getattr(self._func, "zgrad_values", None))
+
+    def evaluate_batch(self, points: np.ndarray) -> np.ndarray:
+        """Values at each row of ``points`` in one call; the Parameters end where they started."""
+        values = self._func.zgrad_values(tuple(self.params), tuple(p.ref() for p in self.params), points)
+        values = np.asarray(values.numpy() if isinstance(values, tf.Tensor) else values)
+        if values.dtype.kind == "f":
+            self.f_eps = max(self.f_eps, float(np.finfo(values.dtype).eps))
+        return values
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         """Set the Parameters that differ from the last point, call ``func``, return a NumPy scalar."""

@@ -165,6 +165,38 @@ class BaseLoss:
     def _traced_value(self) -> tf.Tensor:
         return self._value_tensor()
 
+    @function(wraps="loss")
+    def zgrad_values(self, params: tuple, identities: tuple, points: tf.Tensor) -> tf.Tensor:
+        """Return the loss at each row of ``points`` (values of ``params``) in one graph call.
+
+        Numerical strategies use it to pay the per-call cost once for all their points. The
+        Parameters are set inside the graph, one point after the other, and restored at the
+        end. ``identities`` (``p.ref()`` of each Parameter) only joins the graph-cache key.
+        """
+        params = tuple(params)
+        originals = [tf.identity(p) for p in params]
+        dtype = self._value_tensor_dtype()
+        count = tf.shape(points)[0]
+
+        def body(i: tf.Tensor, previous: tf.Tensor, values: tf.TensorArray) -> tuple:
+            # ordered after the previous point's value: one point at a time
+            with tf.control_dependencies([previous]):
+                assigned = [p.assign(tf.cast(points[i, j], p.dtype)) for j, p in enumerate(params)]
+            with tf.control_dependencies(assigned):
+                value = tf.cast(self._value_tensor(), dtype)
+            return i + 1, value, values.write(i, value)
+
+        start = (tf.constant(0), tf.zeros([], dtype), tf.TensorArray(dtype, size=count))
+        _, last, values = tf.while_loop(lambda i, *_: i < count, body, start, parallel_iterations=1)
+        with tf.control_dependencies([last]):
+            restored = [p.assign(o) for p, o in zip(params, originals, strict=True)]
+        with tf.control_dependencies(restored):
+            return tf.identity(values.stack())
+
+    def _value_tensor_dtype(self) -> tf.DType:
+        params = self.get_params(None)
+        return params[0].dtype if params else tf.float64
+
     def __call__(self) -> tf.Tensor:
         """Return the loss value as a tensor (what gradient strategies differentiate)."""
         return self._traced_value()
