@@ -39,6 +39,10 @@ WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_fit_contende
 WORKER_TIMEOUT = 1800
 
 
+#: The columns both tables share, in order.
+_TIMES = ["contender", "import", "first fit", "process total", "warm fit", "value/eval", "value+grad/eval"]
+
+
 def _size(text: str) -> int:
     value = float(text)
     if not value.is_integer() or value < 1:
@@ -206,35 +210,13 @@ def print_size(n_events: int, records: list[dict]) -> None:
                 ]
             )
     _harness.print_table(
-        [
-            "contender",
-            "import",
-            "first fit",
-            "process total",
-            "warm fit",
-            "value/eval",
-            "value+grad/eval",
-            "nfcn",
-            "ngrad",
-            "nhess",
-            "peak RSS",
-            "max|d|/err",
-        ],
+        [*_TIMES, "nfcn", "ngrad", "nhess", "peak RSS", "max|d|/err"],
         absolute,
         title=f"{n_events:.0e} events: absolute (warm fit = MIGRAD + HESSE; max|d|/err vs {BASELINE})",
     )
     if ratios:
         _harness.print_table(
-            [
-                "contender",
-                "import",
-                "first fit",
-                "process total",
-                "warm fit",
-                "value/eval",
-                "value+grad/eval",
-                "peak RSS",
-            ],
+            [*_TIMES, "peak RSS"],
             ratios,
             title=f"{n_events:.0e} events: ratio to {BASELINE} (hand-written TensorFlow, same run)",
         )

@@ -155,7 +155,25 @@ def _normalise(
     return _as_numpy(result, name, len(params))
 
 
+def _already_numpy(result: GradientResult, n: int) -> bool:
+    """Whether ``result`` is already what :func:`_as_numpy` would build (the built-ins' eager results)."""
+    hess = result.hessian
+    return (
+        isinstance(result.gradient, np.ndarray)
+        and result.gradient.shape == (n,)
+        and isinstance(result.value, (float, np.floating, np.ndarray))
+        and (
+            hess is None
+            or (isinstance(hess, np.ndarray) and hess.shape == (n, n) and np.array_equal(hess, hess.T))
+        )
+        and bool(result.strategy)
+        and len(result.status) == n
+    )
+
+
 def _as_numpy(result: GradientResult, name: str, n: int) -> GradientResult:
+    if _already_numpy(result, n):  # nothing to convert: skip rebuilding it (a minimizer's hot path)
+        return result
     if result.gradient is None or (
         isinstance(result.gradient, (list, tuple)) and any(g is None for g in result.gradient)
     ):
