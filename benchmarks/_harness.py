@@ -55,6 +55,19 @@ def fix_environment() -> None:
     sys.exit(subprocess.call([sys.executable, *argv[1:]], env=env))
 
 
+def run_with_glibc_defaults(args: Sequence[str]) -> int:
+    """Run the current script again in a child process with glibc's own, adaptive malloc settings.
+
+    The ``MALLOC_*`` variables are removed from the child's environment (so glibc raises its
+    mmap threshold as the process runs, as it does for users who set nothing) and the child is
+    not re-executed with :data:`FIXED_ENV`. Returns the child's exit status.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.update({_MARKER: "1", "TF_CPP_MIN_LOG_LEVEL": FIXED_ENV["TF_CPP_MIN_LOG_LEVEL"]})
+    sys.stdout.flush()
+    return subprocess.call([sys.executable, sys.argv[0], *args], env=env)
+
+
 def describe_environment() -> list[tuple[str, str]]:
     """Return ``(name, value)`` rows describing the machine and the settings in force."""
     import numpy as np  # imported lazily: fix_environment must run before any heavy import

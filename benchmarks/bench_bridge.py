@@ -2,24 +2,32 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_bridge.py [--events N] [--repeats N]
+    python benchmarks/bench_bridge.py [--events N] [--repeats N] [--allocator both|fixed|glibc]
+
+By default it runs twice: with the fixed malloc settings of every benchmark here, then in a
+child process with glibc's adaptive defaults (what a user who sets nothing gets). The bridged
+code is NumPy-heavy, and the fixed settings give every array of 128 KiB or more a fresh
+mapping, so each 8 MB temporary pays its page faults (about 0.7 ms here) and threads
+faulting pages at once contend for the process's memory map: the two runs differ by much.
 
 The loss is ``-sum(log Phi(x - mu))`` over N float64 points (default 10^6), with the normal
-CDF ``Phi(t) = (1 + erf(t / sqrt 2)) / 2``. ``erf`` is computed two ways: by TensorFlow
-(``tf.math.erf``) and by ``scipy.special.erf`` through ``z.py_function(...,
-elementwise=True)`` with its default numerical gradient; everything around it is the
-same TensorFlow code. Three computations are timed in graph mode (each a cached
-``z.function`` trace, the points passed as an argument):
+CDF ``Phi(t) = (1 + erf(t / sqrt 2)) / 2``. Everything but ``erf`` is the same TensorFlow
+code; ``erf`` is computed
 
-- the loss value alone;
-- value and gradient w.r.t. the scalar shift ``mu`` (a Parameter): the bridge costs
-  1 + 2 evaluations of ``erf``;
-- value and gradient w.r.t. the points themselves (an elementwise array input of
-  N entries): again 1 + 2 evaluations.
+- by TensorFlow (``tf.math.erf``): the baseline;
+- by ``scipy.special.erf`` through ``z.py_function(..., elementwise=True)`` with its default
+  numerical gradient: with the default ``threads`` (``zgrad.run.n_cpu`` slices for a value,
+  one piece when differentiated in a graph), with ``threads=1`` and with ``threads=n_cpu``;
+- by ``scipy.special.erf`` with its closed-form derivative given as ``gradient=`` (NumPy,
+  default threads): what the bridge itself costs when no finite differences are needed.
 
-Samples are taken round by round (one TensorFlow call, one bridge call), the ratio
-is bridge / TensorFlow of the medians. The gradients of both versions are checked
-against each other and the bridge's evaluations are counted.
+Three computations are timed in graph mode (each a cached ``z.function`` trace, the points
+passed as an argument): the loss value; value and gradient w.r.t. the scalar shift ``mu``
+(a Parameter); value and gradient w.r.t. the points themselves (an elementwise array input
+of N entries). Samples are taken round by round (one call of each version in turn); each
+ratio is a version's median over TensorFlow's. The gradients of all versions are checked
+against TensorFlow's, and the work of SciPy's ``erf`` is counted in evaluations of all N
+points (slices add up).
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ _harness.fix_environment()
 
 import argparse  # noqa: E402  (the imports below must follow the re-execution)
 import math  # noqa: E402
+import os  # noqa: E402
+import threading  # noqa: E402
 
 import numpy as np  # noqa: E402
 import scipy.special  # noqa: E402
@@ -44,16 +54,33 @@ _SQRT2 = math.sqrt(2.0)
 
 
 class _CountedErf:
-    """``scipy.special.erf((x - mu) / sqrt 2)``, counting its calls."""
+    """``scipy.special.erf((x - mu) / sqrt 2)``, counting the points it evaluates (thread-safe)."""
 
     __name__ = "scipy_erf"
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.points = 0
+        self._lock = threading.Lock()
 
     def __call__(self, x: np.ndarray, mu: np.ndarray) -> np.ndarray:
-        self.calls += 1
+        with self._lock:
+            self.points += np.size(x)
         return scipy.special.erf((x - mu) / _SQRT2)
+
+
+def _erf_derivative(x: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form derivatives of ``erf((x - mu) / sqrt 2)`` w.r.t. x and mu."""
+    d_x = math.sqrt(2.0 / math.pi) * np.exp(-0.5 * (x - mu) ** 2)
+    return d_x, -d_x
+
+
+#: The bridged versions: label -> keyword arguments of z.py_function.
+_BRIDGES = {
+    "default": {},
+    "threads=1": {"threads": 1},
+    f"threads={zgrad.run.n_cpu}": {"threads": zgrad.run.n_cpu},
+    "closed-form gradient": {"gradient": _erf_derivative},
+}
 
 
 def _make_losses(mu: zgrad.Parameter, body: _CountedErf) -> dict:
@@ -61,11 +88,14 @@ def _make_losses(mu: zgrad.Parameter, body: _CountedErf) -> dict:
         cdf = 0.5 * (1.0 + tf.math.erf((x - mu) / _SQRT2))
         return -tf.reduce_sum(tf.math.log(cdf))
 
-    def bridge_loss(x: tf.Tensor) -> tf.Tensor:
-        cdf = 0.5 * (1.0 + z.py_function(body, [x, mu], tf.float64, elementwise=True))
-        return -tf.reduce_sum(tf.math.log(cdf))
+    def bridge_loss(options: dict):
+        def loss(x: tf.Tensor) -> tf.Tensor:
+            erf = z.py_function(body, [x, mu], tf.float64, elementwise=True, **options)
+            return -tf.reduce_sum(tf.math.log(0.5 * (1.0 + erf)))
 
-    return {"tensorflow": tf_loss, "bridge": bridge_loss}
+        return loss
+
+    return {"tensorflow": tf_loss, **{label: bridge_loss(options) for label, options in _BRIDGES.items()}}
 
 
 def _computations(loss) -> dict:
@@ -93,28 +123,26 @@ def _computations(loss) -> dict:
 
 
 def _check_agreement(results: dict) -> list[str]:
-    """Compare the bridge's results with TensorFlow's; return lines describing the agreement."""
+    """Compare every bridged version's results with TensorFlow's; return lines describing the agreement."""
     lines = []
-    for case in results["tensorflow"]:
-        reference = results["tensorflow"][case]
-        bridged = results["bridge"][case]
-        pairs = [(reference, bridged)] if case == "value" else list(zip(reference, bridged, strict=True))
-        worst = 0.0
-        for a, b in pairs:
-            # relative to the largest entry: a central difference is accurate relative to erf itself
-            # (about 1), not to its derivative, and 1 + erf cancels in the left tail
-            a, b = np.asarray(a), np.asarray(b)
-            worst = max(worst, float(np.max(np.abs(b - a)) / np.max(np.abs(a))))
-        if worst > 1e-6:
-            raise RuntimeError(f"{case}: the bridge differs from TensorFlow by {worst:.2e} relative")
-        lines.append(
-            f"{case}: largest difference bridge vs TensorFlow, relative to the largest entry: {worst:.1e}"
-        )
+    for label in _BRIDGES:
+        for case, reference in results["tensorflow"].items():
+            bridged = results[label][case]
+            pairs = [(reference, bridged)] if case == "value" else list(zip(reference, bridged, strict=True))
+            worst = 0.0
+            for a, b in pairs:
+                # relative to the largest entry: a central difference is accurate relative to erf
+                # itself (about 1), not to its derivative, and 1 + erf cancels in the left tail
+                a, b = np.asarray(a), np.asarray(b)
+                worst = max(worst, float(np.max(np.abs(b - a)) / np.max(np.abs(a))))
+            if worst > 1e-6:
+                raise RuntimeError(f"{label}, {case}: differs from TensorFlow by {worst:.2e} relative")
+            lines.append(f"{label}, {case}: largest difference from TensorFlow, relative: {worst:.1e}")
     return lines
 
 
 def bench(n_events: int, repeats: int) -> tuple[list, list[str]]:
-    """Return table rows ``(case, tf seconds, bridge seconds, ratio, erf evaluations)`` and check lines."""
+    """Return table rows ``(case, version, seconds, ratio to TF, erf evaluations)`` and check lines."""
     points = tf.constant(np.random.default_rng(1).normal(0.2, 1.0, n_events))
     mu = zgrad.Parameter("mu", 0.1)
     body = _CountedErf()
@@ -128,17 +156,20 @@ def bench(n_events: int, repeats: int) -> tuple[list, list[str]]:
     rows, results = [], {name: {} for name in computations}
     with zgrad.run.set_mode(graph=True):
         for case, args in arguments.items():
+            evaluations = {}
             for name, funcs in computations.items():  # traces once each, outside the timings
                 results[name][case] = zgrad.run(funcs[case](*args))
-            body.calls = 0
-            computations["bridge"][case](*args)
-            evaluations = body.calls
+                body.points = 0
+                funcs[case](*args)
+                evaluations[name] = body.points / n_events
             times = _harness.time_interleaved(
                 {name: (lambda f=funcs[case], a=args: f(*a)) for name, funcs in computations.items()},
                 repeats=repeats,
             )
-            t_tf, t_bridge = _harness.median(times["tensorflow"]), _harness.median(times["bridge"])
-            rows.append((case, t_tf, t_bridge, t_bridge / t_tf, evaluations))
+            t_tf = _harness.median(times["tensorflow"])
+            for name in computations:
+                t = _harness.median(times[name])
+                rows.append((case, name, t, t / t_tf, evaluations[name]))
     return rows, _check_agreement(results)
 
 
@@ -146,18 +177,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="points in the loss (default 10^6)")
     parser.add_argument("--repeats", type=int, default=21, help="timed calls of each version (default 21)")
+    parser.add_argument(
+        "--allocator",
+        choices=["both", "fixed", "glibc"],
+        default="both",
+        help="malloc settings: the harness's fixed ones, glibc's adaptive defaults (in a child "
+        "process), or both one after the other (default)",
+    )
     args = parser.parse_args()
+    child = ["--events", str(args.events), "--repeats", str(args.repeats), "--allocator", "glibc"]
+    if args.allocator == "glibc":
+        if any(name.startswith("MALLOC_") for name in os.environ):  # still the fixed settings
+            return _harness.run_with_glibc_defaults(child)
+        return _run(args, "glibc's adaptive malloc defaults")
+    status = _run(args, "fixed malloc settings (see benchmarks/README.md)")
+    if args.allocator == "both" and status == 0:
+        return _harness.run_with_glibc_defaults(child)
+    return status
 
+
+def _run(args: argparse.Namespace, allocator: str) -> int:
+    print(f"\n=== {allocator} ===")
     _harness.print_table(["setting", "value"], _harness.describe_environment(), title="Environment")
     rows, checks = bench(args.events, args.repeats)
     _harness.print_table(
-        ["graph mode", "TensorFlow erf", "z.py_function(scipy erf)", "bridge / TF", "erf evaluations"],
+        ["graph mode", "erf computed by", "time", "/ TensorFlow", "SciPy erf evaluations"],
         [
-            (case, _harness.format_seconds(t_tf), _harness.format_seconds(t_bridge), f"{ratio:.2f}x", str(n))
-            for case, t_tf, t_bridge, ratio, n in rows
+            (case, name, _harness.format_seconds(t), f"{ratio:.2f}x", f"{n:g}")
+            for case, name, t, ratio, n in rows
         ],
-        title=f"-sum(log Phi(x - mu)) over {args.events} float64 points "
-        f"(median of {args.repeats} calls each)",
+        title=f"-sum(log Phi(x - mu)) over {args.events} float64 points, median of {args.repeats} "
+        f"calls each; zgrad.run.n_cpu = {zgrad.run.n_cpu}",
     )
     for line in checks:
         print(line)

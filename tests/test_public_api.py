@@ -65,7 +65,9 @@ def test_signatures_of_the_contract():
         "tolerances",
         "hessian",
     ]
-    assert list(sig(z.py_function).parameters) == ["func", "inp", "Tout", "gradient", "elementwise", "name"]
+    assert list(sig(z.py_function).parameters) == [
+        "func", "inp", "Tout", "gradient", "elementwise", "name", "threads"
+    ]
     assert list(sig(zgrad.minimize.Minuit).parameters) == ["gradient", "strategy", "tol"]
     assert list(sig(zgrad.minimize.Scipy).parameters)[:2] == ["method", "gradient"]
     assert list(sig(zgrad.Parameter.__init__).parameters)[1:7] == [

@@ -218,7 +218,12 @@ class RunManager:
 
     @property
     def n_cpu(self) -> int:
-        """Number of cores zgrad may use."""
+        """Number of cores zgrad may use.
+
+        Elementwise ``z.py_function`` bridges evaluate large arrays in this many slices at once
+        (see its ``threads`` argument); TensorFlow's own thread pools are sized separately, with
+        :meth:`set_cpus_explicit`.
+        """
         return self._n_cpu
 
     def set_cpus_explicit(self, intra: int, inter: int) -> None:

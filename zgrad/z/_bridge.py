@@ -13,6 +13,10 @@ Derivative arrays per input, from the cheapest shape that is correct:
 - with ``elementwise=True``, an input of the output's shape: the diagonal of the
   Jacobian, 2 evaluations in total;
 - otherwise the full Jacobian, 2 evaluations per input element.
+
+An elementwise function of a large array is evaluated in slices on ``zgrad.run.n_cpu``
+threads (``threads=`` overrides; see ``_slices``): the values and the differences are the same
+numbers, computed on several cores.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.eager import record
 
+from zgrad._runmanager import run
 from zgrad.errors import GradientError, ZgradError, ZgradWarning
 from zgrad.z._function import xla_tracing
+from zgrad.z._slices import evaluate_in_slices, slice_count
 
 __all__ = ["py_function"]
 
@@ -52,6 +58,7 @@ def py_function(
     gradient: str | Callable[..., Any] | None = "numerical",
     elementwise: bool = False,
     name: str | None = None,
+    threads: int | None = None,
 ) -> tf.Tensor:
     """Run NumPy/SciPy code ``func(*inp)`` inside eager code or a trace, keeping gradients.
 
@@ -77,6 +84,14 @@ def py_function(
         output's shape (scalar inputs may broadcast), so derivatives cost 2 evaluations.
     name : str, optional
         Used in error messages; defaults to ``func.__name__``.
+    threads : int, optional
+        Only with ``elementwise=True``: an evaluation of at least 2**16 output elements is cut
+        along the first axis into this many slices, evaluated at once on as many threads (the
+        same numbers; NumPy and SciPy release the GIL while they compute). ``1`` evaluates in
+        one piece. Default: ``zgrad.run.n_cpu``, except in a graph traced under a gradient tape,
+        where TensorFlow already runs the forward and the derivative evaluations side by side
+        (there: 1). ``func`` must be safe to call from several threads at once, as pure
+        functions of their inputs are.
 
     Returns
     -------
@@ -111,6 +126,7 @@ def py_function(
         )
     if not isinstance(elementwise, bool):
         raise TypeError(f"elementwise must be True or False; got {elementwise!r}.")
+    _check_threads(threads, elementwise)
     label = name if name is not None else getattr(func, "__name__", repr(func))
     if not isinstance(label, str):
         raise TypeError(f"name must be a str; got {name!r}.")
@@ -123,20 +139,55 @@ def py_function(
         )
     _refuse_hidden_parameters(func, label)
     inputs = [tf.convert_to_tensor(x) for x in (inp if isinstance(inp, (list, tuple)) else [inp])]
-    return _Bridge(func, gradient, elementwise, label, dtype, depth=0)(inputs)
+    if threads is None and not tf.executing_eagerly() and record.should_record_backprop(inputs):
+        # differentiated inside a graph: TensorFlow runs the forward evaluation and the derivative
+        # evaluations side by side on its inter-op threads, so the cores are busy already; slicing
+        # them as well made the benchmarked gradients up to 15 % slower (benchmarks/bench_bridge.py)
+        threads = 1
+    return _Bridge(func, gradient, elementwise, label, dtype, depth=0, threads=threads)(inputs)
+
+
+def _check_threads(threads: Any, elementwise: bool) -> None:
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be None (zgrad.run.n_cpu) or a positive int; got {threads!r}.")
+    if threads > 1 and not elementwise:
+        raise ValueError(
+            f"threads={threads} needs elementwise=True: only an elementwise function can be evaluated "
+            "in slices. Declare elementwise=True if output[k] depends only on the inputs at k, or leave "
+            "threads unset."
+        )
 
 
 class _Bridge:
     """One bridged function at one derivative order (``depth``), with its custom gradient."""
 
     def __init__(
-        self, func: Callable, gradient: Any, elementwise: bool, label: str, dtype: tf.DType, depth: int
+        self,
+        func: Callable,
+        gradient: Any,
+        elementwise: bool,
+        label: str,
+        dtype: tf.DType,
+        depth: int,
+        threads: int | None = None,
     ):
         self.func, self.gradient, self.elementwise = func, gradient, elementwise
-        self.label, self.dtype, self.depth = label, dtype, depth
+        self.label, self.dtype, self.depth, self.threads = label, dtype, depth, threads
+
+    def _serial(self, *xs: np.ndarray) -> np.ndarray:
+        """``func(*xs)`` in one piece, as an array of the output dtype."""
+        return np.asarray(self.func(*xs), dtype=self.dtype.as_numpy_dtype)
 
     def _numpy(self, *xs: np.ndarray) -> np.ndarray:
-        return np.asarray(self.func(*xs), dtype=self.dtype.as_numpy_dtype)
+        """``func(*xs)`` as the graph calls it: in slices on several threads where that is allowed."""
+        slices = 1
+        if self.elementwise:  # the process's setting is read when the graph runs, not when it traces
+            slices = slice_count(xs, run.n_cpu if self.threads is None else self.threads)
+        if slices == 1:
+            return self._serial(*xs)
+        return evaluate_in_slices(self._serial, xs, slices)
 
     def __call__(self, inputs: list[tf.Tensor]) -> tf.Tensor:
         bridge = self
@@ -187,6 +238,7 @@ class _Bridge:
             f"d{self.label}/dx{i}",
             dy.dtype,
             self.depth + 1,
+            self.threads,
         )(xs)
         derivative = tf.cast(derivative, dy.dtype)
         if mode == "scalar":
@@ -212,7 +264,7 @@ class _Bridge:
 
             return from_user
         step = _REL_STEP.get(self.depth, _REL_STEP[2])
-        func = self._numpy
+        func = self._serial  # the derivative bridge slices; its slices must not slice again
 
         def numerical(*xs: np.ndarray) -> np.ndarray:
             return central_derivative(func, xs, i, mode, step)
@@ -234,16 +286,22 @@ def central_derivative(
     # rel_step is tuned for float64 inputs; a coarser input type needs proportionally coarser steps
     # (the optimum scales with eps**(1/3)), or rounding of x + h swamps the difference
     rel = rel_step * (np.finfo(dtype).eps / np.finfo(np.float64).eps) ** (1.0 / 3.0)
-    h = rel * np.maximum(np.abs(x), 1.0)
+    # h = rel * max(|x|, 1), built in place: on 10^6 points every temporary array costs about as
+    # much as a tenth of a SciPy special-function evaluation
+    h = np.abs(x, out=np.empty_like(x))
+    np.maximum(h, 1.0, out=h)
+    h *= rel
 
     def quotient(delta: np.ndarray, k: int | None = None) -> np.ndarray:
         # evaluate at points representable in the input's dtype and divide by their true distance
-        upper = (x + delta).astype(dtype)
-        lower = (x - delta).astype(dtype)
-        span = upper.astype(np.float64) - lower.astype(np.float64)
+        upper = np.add(x, delta).astype(dtype, copy=False)
+        lower = np.subtract(x, delta).astype(dtype, copy=False)
+        span = np.subtract(upper, lower, dtype=np.float64)
         if k is not None:  # one element moved: its distance is the divisor
             span = span.reshape(-1)[k]
-        return (_evaluate(func, xs, i, upper) - _evaluate(func, xs, i, lower)) / span
+        difference = np.subtract(_evaluate(func, xs, i, upper), _evaluate(func, xs, i, lower))
+        difference /= span
+        return difference
 
     if mode in ("scalar", "elementwise"):
         return quotient(h)
