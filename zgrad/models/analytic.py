@@ -68,6 +68,24 @@ class Gauss(BasePDF):
     def _unnormalized_pdf(self, x: tf.Tensor) -> tf.Tensor:
         return tf.exp(self._log_unnormalized_pdf(x))
 
+    def _log_shape_jet(self, x: tf.Tensor) -> tuple[tf.Tensor, dict, dict]:
+        """``u = -(x - mu)**2 / (2 sigma**2)`` with its first and second derivatives, per event.
+
+        Returns ``(u, {role: du}, {(role, role): d2u})``; second derivatives are given for each
+        unordered pair once, and an entry may be a scalar that broadcasts over the events.
+        """
+        mu, sigma = self._params["mu"], self._params["sigma"]
+        inv_var = 1.0 / (sigma * sigma)
+        d = x - mu
+        d_mu = d * inv_var  # (x - mu) / sigma**2
+        d_sigma = d * d_mu / sigma  # (x - mu)**2 / sigma**3
+        second = {
+            ("mu", "mu"): -inv_var,
+            ("mu", "sigma"): -2.0 * d_mu / sigma,
+            ("sigma", "sigma"): -3.0 * d_sigma / sigma,
+        }
+        return -0.5 * d * d_mu, {"mu": d_mu, "sigma": d_sigma}, second
+
     def _integral(self, lower: Any, upper: Any) -> tf.Tensor:
         mu, sigma = self._params["mu"], self._params["sigma"]
         scale = sigma * _SQRT2
@@ -134,6 +152,15 @@ class Exponential(BasePDF):
 
     def _log_unnormalized_pdf(self, x: tf.Tensor) -> tf.Tensor:
         return self._params["lam"] * (x - self._reference())
+
+    def _log_shape_jet(self, x: tf.Tensor) -> tuple[tf.Tensor, dict, dict]:
+        """``u = lam * (x - reference)``, linear in ``lam``: see :meth:`Gauss._log_shape_jet`.
+
+        The reference point switches with the sign of ``lam``, as in the density itself, so
+        the jet is that of the branch the normalisation uses.
+        """
+        shifted = x - self._reference()
+        return self._params["lam"] * shifted, {"lam": shifted}, {}
 
     def _unnormalized_pdf(self, x: tf.Tensor) -> tf.Tensor:
         return tf.exp(self._log_unnormalized_pdf(x))

@@ -145,13 +145,13 @@ class Sum(BasePDF):
             return [tf.constant(1.0, self._dtype())]
         return [*self._weights, 1.0 - tf.add_n([tf.convert_to_tensor(f) for f in self._weights])]
 
-    def _unnormalized_pdf(self, x: tf.Tensor) -> tf.Tensor:
+    def _mixture(self) -> list[tuple[tf.Tensor, BasePDF]]:
         # the scalar weight and normalisation fold into one coefficient per component
-        terms = [
-            (w / pdf._normalization()) * pdf._unnormalized_pdf(x)
-            for w, pdf in zip(self._weight_tensors(), self._pdfs, strict=True)
-        ]
-        return tf.add_n(terms)
+        weights = self._weight_tensors()
+        return [(w / pdf._normalization(), pdf) for w, pdf in zip(weights, self._pdfs, strict=True)]
+
+    def _unnormalized_pdf(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.add_n([c * pdf._unnormalized_pdf(x) for c, pdf in self._mixture()])
 
     def _integral(self, lower: Any, upper: Any) -> tf.Tensor:
         terms = [
