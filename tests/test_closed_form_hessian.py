@@ -81,7 +81,8 @@ def test_sum_with_fractions_weights_and_three_components_sharing_a_parameter():
     _assert_close(loss, list(loss.params))
 
 
-@pytest.mark.parametrize("lam_value", [-0.4, 0.0, 0.35])
+# z = -|lam| * 10 crosses the series cut of the normalisation (|z| = 0.5) and its sign switch
+@pytest.mark.parametrize("lam_value", [-0.4, -0.051, -0.049, 0.0, 1e-9, 0.03, 0.35, 4.0])
 def test_single_models(lam_value):
     mu, sigma, _, gauss, _ = _gauss_expo()
     _assert_close(zgrad.losses.UnbinnedNLL(gauss, _data()), [mu, sigma])

@@ -29,17 +29,22 @@ from typing import Any
 
 import tensorflow as tf
 
-from zgrad.gradients.autodiff import tape_hessian
-
 __all__ = ["supported", "value_gradient_hessian"]
 
 
 def supported(model: Any, params: tuple) -> bool:
-    """Tell whether the closed form applies: every component has a jet, every param enters the model."""
+    """Tell whether the closed form applies: every component has jets, every param enters the model.
+
+    The model is a single analytic PDF or a :class:`~zgrad.models.Sum` of them (not nested).
+    """
     mixture = getattr(model, "_mixture", None)
     if mixture is None or not params:
         return False
-    if not all(hasattr(pdf, "_log_shape_jet") for _, pdf in mixture()):
+    terms = mixture()
+    single = len(terms) == 1 and terms[0][0] is None
+    if not single and not hasattr(model, "_weight_slopes"):
+        return False
+    if not all(hasattr(pdf, "_log_shape_jet") and hasattr(pdf, "_log_normalization_jet") for _, pdf in terms):
         return False
     in_model = {p.ref() for p in model.get_params(None)}
     return all(p.ref() in in_model for p in params)
@@ -54,24 +59,13 @@ def value_gradient_hessian(loss: Any, params: tuple, chunk_limit: int) -> tuple[
     dtype = loss._x.dtype
     n_params = len(params)
     index = {p.ref(): j for j, p in enumerate(params)}
-    components = [pdf for _, pdf in loss.model._mixture()]
+    mixture = loss.model._mixture()
+    components = [pdf for _, pdf in mixture]
     # phi = (the params some log-shape depends on, then c_1..c_K); rows of phi in that order
     active = sorted({index[p.ref()] for pdf in components for p in pdf.params.values() if p.ref() in index})
     position = {j: a for a, j in enumerate(active)}
     size = len(active) + len(components)
-
-    with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
-        tape.watch(params)
-        coefficients = _coefficients(loss.model, dtype)
-    zero = tf.UnconnectedGradients.ZERO
-    jacobian = [
-        tf.zeros([n_params], dtype)
-        if c is None
-        else tf.cast(tf.stack(tape.gradient(c, list(params), unconnected_gradients=zero)), dtype)
-        for c in coefficients
-    ]  # dc_k / dparams
-    del tape
-    c_values = tf.stack([tf.ones([], dtype) if c is None else c for c in coefficients])
+    c_values = tf.stack([tf.ones([], dtype) if c is None else tf.cast(c, dtype) for c, _ in mixture])
 
     def term(x: tf.Tensor, w: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         return _chunk(components, index, position, c_values, x, w)
@@ -79,35 +73,142 @@ def value_gradient_hessian(loss: Any, params: tuple, chunk_limit: int) -> tuple[
     init = (tf.zeros([], dtype), tf.zeros([size], dtype), tf.zeros([size, size], dtype))
     value, grad_phi, hess_phi = loss._over_chunks(term, init, limit=chunk_limit)
 
-    # the chain rule through c(params): lambda . c carries the coefficients' slopes and curvature
-    multipliers = tf.stop_gradient(grad_phi[len(active) :])
-    varying = [k for k, c in enumerate(coefficients) if c is not None]
+    # everything but the events: global term, constraints, and the chain rule through c(params),
+    # where lambda = dL/dc carries the coefficients' slopes and curvature
+    multipliers = grad_phi[len(active) :]
+    rest = _Dense(index, dtype)
+    _global_and_constraints(loss, rest)
+    jacobian = _coefficients(loss.model, mixture, multipliers, rest)  # dc_k / dparams, [K, P]
+    rest_grad, rest_hess = rest.build()
 
-    def rest() -> tf.Tensor:
-        total = tf.cast(loss._value_tensor_without_data(), dtype)
-        if varying:
-            again = _coefficients(loss.model, dtype)
-            total += tf.add_n([multipliers[k] * again[k] for k in varying])
-        return total
-
-    rest_value, rest_grad, rest_hess = tape_hessian(rest, params, loss, unconnected_is_zero=True)
     unit = tf.eye(n_params, dtype=dtype)
     selection = tf.stack([unit[j] for j in active]) if active else tf.zeros([0, n_params], dtype)
-    mixing = tf.concat([selection, tf.stack(jacobian)], axis=0)  # M = d phi / d params, [size, P]
-    gradient = tf.linalg.matvec(selection, grad_phi[: len(active)], transpose_a=True)
-    hessian = tf.matmul(mixing, tf.matmul(hess_phi, mixing), transpose_a=True) + tf.cast(rest_hess, dtype)
+    mixing = tf.concat([selection, jacobian], axis=0)  # M = d phi / d params, [size, P]
+    gradient = tf.linalg.matvec(selection, grad_phi[: len(active)], transpose_a=True) + rest_grad
+    hessian = tf.matmul(mixing, tf.matmul(hess_phi, mixing), transpose_a=True) + rest_hess
     hessian = 0.5 * (hessian + tf.transpose(hessian))  # exactly symmetric, which rounding leaves it not
-    correction = tf.add_n([multipliers[k] * c_values[k] for k in varying]) if varying else 0.0
     out = params[0].dtype
-    return (
-        tf.cast(value + tf.cast(rest_value, dtype) - correction, out),
-        tf.cast(gradient + tf.cast(rest_grad, dtype), out),
-        tf.cast(hessian, out),
-    )
+    total = value + tf.cast(loss._value_tensor_without_data(), dtype)
+    return tf.cast(total, out), tf.cast(gradient, out), tf.cast(hessian, out)
 
 
-def _coefficients(model: Any, dtype: tf.DType) -> list[tf.Tensor | None]:
-    return [None if c is None else tf.cast(c, dtype) for c, _ in model._mixture()]
+class _Dense:
+    """Collects scalar first and second derivatives by Parameter; builds a vector and a matrix."""
+
+    def __init__(self, index: dict, dtype: tf.DType) -> None:
+        self.index, self.dtype = index, dtype
+        self._grad: list[tuple[int, Any]] = []
+        self._hess: list[tuple[int, int, Any]] = []
+        self._dense: list[tuple[tf.Tensor, tf.Tensor]] = []
+
+    def position(self, param: Any) -> int | None:
+        return self.index.get(param.ref())
+
+    def add(self, param: Any, value: Any) -> None:
+        j = self.position(param)
+        if j is not None:
+            self._grad.append((j, value))
+
+    def add_pair(self, a: Any, b: Any, value: Any, *, mirror: bool = True) -> None:
+        """Add ``value`` at (a, b), and at (b, a) too unless ``mirror`` is False or a is b."""
+        i, j = self.position(a), self.position(b)
+        if i is not None and j is not None:
+            self._hess.append((i, j, value))
+            if mirror and a is not b:
+                self._hess.append((j, i, value))
+
+    def add_dense(self, grad: tf.Tensor, hess: tf.Tensor) -> None:
+        """Add a whole gradient vector and Hessian matrix."""
+        self._dense.append((grad, hess))
+
+    def build(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """Return the gradient ``[P]`` and Hessian ``[P, P]`` collected so far."""
+        n = len(self.index)
+        grad = tf.zeros([n], self.dtype)
+        if self._grad:
+            values = tf.stack([tf.cast(v, self.dtype) for _, v in self._grad])
+            grad = tf.scatter_nd([[j] for j, _ in self._grad], values, [n])
+        hess = tf.zeros([n, n], self.dtype)
+        if self._hess:
+            values = tf.stack([tf.cast(v, self.dtype) for _, _, v in self._hess])
+            hess = tf.scatter_nd([[i, j] for i, j, _ in self._hess], values, [n, n])
+        for g, h in self._dense:
+            grad, hess = grad + g, hess + h
+        return grad, hess
+
+
+def _add_jet(out: _Dense, pdf: Any, first: dict, second: dict, factor: Any) -> None:
+    """Add ``factor`` times a component's scalar jet (roles mapped to its Parameters)."""
+    for role, d in first.items():
+        out.add(pdf.params[role], factor * d)
+    for (r, s), d2 in second.items():
+        # one entry per unordered pair of roles: mirrored, and twice on the diagonal when two
+        # roles are played by one Parameter (d2/dp2 gets both cross terms)
+        a, b = pdf.params[r], pdf.params[s]
+        out.add_pair(a, b, factor * d2, mirror=r != s)
+        if r != s and a is b:
+            out.add_pair(a, b, factor * d2, mirror=False)
+
+
+def _global_and_constraints(loss: Any, out: _Dense) -> None:
+    """Add the derivatives of the loss's global term and constraints, in closed form."""
+    model, dtype = loss.model, out.dtype
+    sum_w = tf.constant(loss._sum_w, dtype)
+    mixture = model._mixture()
+    single = len(mixture) == 1 and mixture[0][0] is None
+    if loss._extended:
+        # nu + sum_w (log N - log nu); for a Sum with yields N = nu: only nu's slopes remain
+        for y in model._weights:
+            out.add(y, tf.ones([], dtype))
+    elif single:
+        _, first, second = model._log_normalization_jet()
+        _add_jet(out, model, first, second, sum_w)
+    elif model.is_extended:  # sum_w log(nu), nu the sum of the yields
+        nu = tf.cast(model.expected_events(), dtype)
+        for y in model._weights:
+            out.add(y, sum_w / nu)
+            for y2 in model._weights:
+                out.add_pair(y, y2, -sum_w / (nu * nu), mirror=False)
+    # a sum by fractions is normalised to 1: no global term
+    for c in loss._constraints:  # errordef ((p - observed) / sigma)**2
+        p = tf.cast(c.param, dtype)
+        scale = 2.0 * loss._errordef / (c.sigma * c.sigma)
+        out.add(c.param, scale * (p - c.observed))
+        out.add_pair(c.param, c.param, tf.constant(scale, dtype), mirror=False)
+
+
+def _coefficients(model: Any, mixture: list, multipliers: tf.Tensor, out: _Dense) -> tf.Tensor:
+    """Return ``dc_k / dparams`` as ``[K, P]``; add ``sum_k lambda_k c_k``'s derivatives to ``out``.
+
+    ``c_k = w_k / N_k = w_k exp(-L_k)`` with ``w_k`` linear in the yields or fractions and
+    ``L_k = log N_k`` from the component's jet::
+
+        dc = exp(-L) (dw - w dL)
+        d2c = exp(-L) (w (dL dL^T - d2L) - dw dL^T - dL dw^T)
+    """
+    n, dtype = len(out.index), out.dtype
+    if mixture[0][0] is None:  # a single model: c = 1
+        return tf.zeros([1, n], dtype)
+    rows = []
+    for k, (weight, slopes, (_, pdf)) in enumerate(
+        zip(model._weight_tensors(), model._weight_slopes(), mixture, strict=True)
+    ):
+        log_norm, first, second = pdf._log_normalization_jet()
+        inverse = tf.exp(-tf.cast(log_norm, dtype))
+        weight = tf.cast(weight, dtype)
+        d_w, d_l, d2_l = _Dense(out.index, dtype), _Dense(out.index, dtype), _Dense(out.index, dtype)
+        for param, slope in slopes:
+            d_w.add(param, tf.constant(slope, dtype))
+        _add_jet(d_l, pdf, first, {}, tf.ones([], dtype))
+        _add_jet(d2_l, pdf, {}, second, tf.ones([], dtype))
+        (dw, _), (dl, _), (_, d2l) = d_w.build(), d_l.build(), d2_l.build()
+        dc = inverse * (dw - weight * dl)
+        outer_ll = dl[:, None] * dl[None, :]
+        outer_wl = dw[:, None] * dl[None, :]
+        d2c = inverse * (weight * (outer_ll - d2l) - outer_wl - tf.transpose(outer_wl))
+        rows.append(dc)
+        out.add_dense(multipliers[k] * dc, multipliers[k] * d2c)
+    return tf.stack(rows)
 
 
 def _chunk(

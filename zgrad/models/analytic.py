@@ -17,6 +17,7 @@ import tensorflow as tf
 from scipy import special
 
 from zgrad import _policy
+from zgrad.models import _jets
 from zgrad.models._base import BasePDF
 from zgrad.models._closed_form import (
     _location_scale_terms,
@@ -68,23 +69,9 @@ class Gauss(BasePDF):
     def _unnormalized_pdf(self, x: tf.Tensor) -> tf.Tensor:
         return tf.exp(self._log_unnormalized_pdf(x))
 
-    def _log_shape_jet(self, x: tf.Tensor) -> tuple[tf.Tensor, dict, dict]:
-        """``u = -(x - mu)**2 / (2 sigma**2)`` with its first and second derivatives, per event.
-
-        Returns ``(u, {role: du}, {(role, role): d2u})``; second derivatives are given for each
-        unordered pair once, and an entry may be a scalar that broadcasts over the events.
-        """
-        mu, sigma = self._params["mu"], self._params["sigma"]
-        inv_var = 1.0 / (sigma * sigma)
-        d = x - mu
-        d_mu = d * inv_var  # (x - mu) / sigma**2
-        d_sigma = d * d_mu / sigma  # (x - mu)**2 / sigma**3
-        second = {
-            ("mu", "mu"): -inv_var,
-            ("mu", "sigma"): -2.0 * d_mu / sigma,
-            ("sigma", "sigma"): -3.0 * d_sigma / sigma,
-        }
-        return -0.5 * d * d_mu, {"mu": d_mu, "sigma": d_sigma}, second
+    # closed-form derivatives for losses' exact Hessians (see zgrad.models._jets)
+    _log_shape_jet = _jets.gauss_log_shape
+    _log_normalization_jet = _jets.gauss_log_normalization
 
     def _integral(self, lower: Any, upper: Any) -> tf.Tensor:
         mu, sigma = self._params["mu"], self._params["sigma"]
@@ -153,14 +140,8 @@ class Exponential(BasePDF):
     def _log_unnormalized_pdf(self, x: tf.Tensor) -> tf.Tensor:
         return self._params["lam"] * (x - self._reference())
 
-    def _log_shape_jet(self, x: tf.Tensor) -> tuple[tf.Tensor, dict, dict]:
-        """``u = lam * (x - reference)``, linear in ``lam``: see :meth:`Gauss._log_shape_jet`.
-
-        The reference point switches with the sign of ``lam``, as in the density itself, so
-        the jet is that of the branch the normalisation uses.
-        """
-        shifted = x - self._reference()
-        return self._params["lam"] * shifted, {"lam": shifted}, {}
+    _log_shape_jet = _jets.exponential_log_shape
+    _log_normalization_jet = _jets.exponential_log_normalization
 
     def _unnormalized_pdf(self, x: tf.Tensor) -> tf.Tensor:
         return tf.exp(self._log_unnormalized_pdf(x))

@@ -150,6 +150,17 @@ class Sum(BasePDF):
         weights = self._weight_tensors()
         return [(w / pdf._normalization(), pdf) for w, pdf in zip(weights, self._pdfs, strict=True)]
 
+    def _weight_slopes(self) -> list[list[tuple[Any, float]]]:
+        """Return, per component, ``[(Parameter, d weight / d Parameter)]``: the weights are linear.
+
+        A yield or a fraction has slope 1 on its own weight; the last component of a sum by
+        fractions has weight ``1 - sum(fracs)``, slope -1 on each fraction.
+        """
+        own = [[(w, 1.0)] for w in self._weights]
+        if self._extended:
+            return own
+        return [*own, [(f, -1.0) for f in self._weights]]
+
     def _unnormalized_pdf(self, x: tf.Tensor) -> tf.Tensor:
         return tf.add_n([c * pdf._unnormalized_pdf(x) for c, pdf in self._mixture()])
 
