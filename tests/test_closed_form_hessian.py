@@ -153,3 +153,21 @@ def test_a_jet_missing_a_first_derivative_is_an_error(monkeypatch):
     loss = zgrad.losses.UnbinnedNLL(gauss, _data())
     with pytest.raises(RuntimeError, match=r"no first derivative for \['sigma'\]"):
         loss.zgrad_hessian((mu, sigma), autodiff._identities((mu, sigma)))
+
+
+def test_float32_models():
+    f32 = tf.float32
+    mu, sigma = P("mu32", 0.3, dtype=f32), P("sigma32", 0.9, lower=0.05, dtype=f32)
+    lam = P("lam32", -0.3, dtype=f32)
+    n_sig, n_bkg = P("ns32", 1200.0, dtype=f32), P("nb32", 2900.0, dtype=f32)
+    model = zgrad.models.Sum(
+        [zgrad.models.Gauss(OBS, mu, sigma), zgrad.models.Exponential(OBS, lam)], yields=[n_sig, n_bkg]
+    )
+    loss = zgrad.losses.ExtendedUnbinnedNLL(model, _data())
+    params = [mu, sigma, lam, n_sig, n_bkg]
+    value, grad, hess = _closed(loss, params)
+    assert hess.dtype == np.float32
+    ref_value, ref_grad, ref_hess = _tape_reference(loss, params)
+    assert value == pytest.approx(ref_value, rel=1e-6)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-5 * np.max(np.abs(ref_grad)))
+    np.testing.assert_allclose(hess, ref_hess, rtol=1e-5, atol=1e-5 * np.max(np.abs(ref_hess)))
