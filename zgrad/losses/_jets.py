@@ -39,18 +39,24 @@ def supported(model: Any, params: tuple) -> bool:
     """Tell whether the closed form applies: every component has jets, every param enters the model.
 
     The model is a single analytic PDF or a :class:`~zgrad.models.Sum` of them (not nested).
+    Nothing is computed: only the structure is looked at.
     """
-    mixture = getattr(model, "_mixture", None)
-    if mixture is None or not params:
+    if not params:
         return False
-    terms = mixture()
-    single = len(terms) == 1 and terms[0][0] is None
-    if not single and not hasattr(model, "_weight_slopes"):
+    components, single = _components(model)
+    if not single and not (hasattr(model, "_weight_slopes") and hasattr(model, "_mixture")):
         return False
-    if not all(hasattr(pdf, "_log_shape_jet") and hasattr(pdf, "_log_normalization_jet") for _, pdf in terms):
+    jets = ("_log_shape_jet", "_log_normalization_jet")
+    if not all(hasattr(pdf, name) for pdf in components for name in jets):
         return False
     in_model = {p.ref() for p in model.get_params(None)}
     return all(p.ref() in in_model for p in params)
+
+
+def _components(model: Any) -> tuple[list, bool]:
+    """Return the mixture's components and whether the model is a single PDF (not a Sum)."""
+    pdfs = getattr(model, "pdfs", None)
+    return ([model], True) if pdfs is None else (list(pdfs), False)
 
 
 def value_gradient_hessian(loss: Any, params: tuple, chunk_limit: int) -> tuple[tf.Tensor, ...]:
@@ -62,13 +68,13 @@ def value_gradient_hessian(loss: Any, params: tuple, chunk_limit: int) -> tuple[
     dtype = loss._x.dtype
     n_params = len(params)
     index = {p.ref(): j for j, p in enumerate(params)}
-    mixture = loss.model._mixture()
-    components = [pdf for _, pdf in mixture]
+    components, single = _components(loss.model)
     # phi = (the params some log-shape depends on, then c_1..c_K); rows of phi in that order
     active = sorted({index[p.ref()] for pdf in components for p in pdf.params.values() if p.ref() in index})
     position = {j: a for a, j in enumerate(active)}
     size = len(active) + len(components)
-    c_values = tf.stack([tf.ones([], dtype) if c is None else tf.cast(c, dtype) for c, _ in mixture])
+    coefficients = [tf.ones([], dtype)] if single else [tf.cast(c, dtype) for c, _ in loss.model._mixture()]
+    c_values = tf.stack(coefficients)
 
     def term(x: tf.Tensor, w: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         return _chunk(components, index, position, c_values, x, w)
@@ -80,8 +86,10 @@ def value_gradient_hessian(loss: Any, params: tuple, chunk_limit: int) -> tuple[
     # where lambda = dL/dc carries the coefficients' slopes and curvature
     multipliers = grad_phi[len(active) :]
     rest = _Dense(index, dtype)
-    _global_and_constraints(loss, rest)
-    jacobian = _coefficients(loss.model, mixture, multipliers, rest)  # dc_k / dparams, [K, P]
+    _global_and_constraints(loss, single, rest)
+    jacobian = (  # dc_k / dparams, [K, P]
+        tf.zeros([1, n_params], dtype) if single else _coefficients(loss.model, multipliers, rest)
+    )
     rest_grad, rest_hess = rest.build()
 
     unit = tf.eye(n_params, dtype=dtype)
@@ -153,12 +161,10 @@ def _add_jet(out: _Dense, pdf: Any, first: dict, second: dict, factor: Any) -> N
             out.add_pair(a, b, factor * d2, mirror=False)
 
 
-def _global_and_constraints(loss: Any, out: _Dense) -> None:
+def _global_and_constraints(loss: Any, single: bool, out: _Dense) -> None:
     """Add the derivatives of the loss's global term and constraints, in closed form."""
     model, dtype = loss.model, out.dtype
     sum_w = tf.constant(loss._sum_w, dtype)
-    mixture = model._mixture()
-    single = len(mixture) == 1 and mixture[0][0] is None
     if loss._extended:
         # nu + sum_w (log N - log nu); for a Sum with yields N = nu: only nu's slopes remain
         for y in model._weights:
@@ -180,8 +186,8 @@ def _global_and_constraints(loss: Any, out: _Dense) -> None:
         out.add_pair(c.param, c.param, tf.constant(scale, dtype), mirror=False)
 
 
-def _coefficients(model: Any, mixture: list, multipliers: tf.Tensor, out: _Dense) -> tf.Tensor:
-    """Return ``dc_k / dparams`` as ``[K, P]``; add ``sum_k lambda_k c_k``'s derivatives to ``out``.
+def _coefficients(model: Any, multipliers: tf.Tensor, out: _Dense) -> tf.Tensor:
+    """Return ``dc_k / dparams`` of a Sum as ``[K, P]``; add ``sum_k lambda_k c_k``'s derivatives to ``out``.
 
     ``c_k = w_k / N_k = w_k exp(-L_k)`` with ``w_k`` linear in the yields or fractions and
     ``L_k = log N_k`` from the component's jet::
@@ -189,12 +195,10 @@ def _coefficients(model: Any, mixture: list, multipliers: tf.Tensor, out: _Dense
         dc = exp(-L) (dw - w dL)
         d2c = exp(-L) (w (dL dL^T - d2L) - dw dL^T - dL dw^T)
     """
-    n, dtype = len(out.index), out.dtype
-    if mixture[0][0] is None:  # a single model: c = 1
-        return tf.zeros([1, n], dtype)
+    dtype = out.dtype
     rows = []
-    for k, (weight, slopes, (_, pdf)) in enumerate(
-        zip(model._weight_tensors(), model._weight_slopes(), mixture, strict=True)
+    for k, (weight, slopes, pdf) in enumerate(
+        zip(model._weight_tensors(), model._weight_slopes(), model.pdfs, strict=True)
     ):
         log_norm, first, second = pdf._log_normalization_jet()
         inverse = tf.exp(-tf.cast(log_norm, dtype))

@@ -114,14 +114,6 @@ class BasePDF:
     def _log_unnormalized_pdf(self, x: tf.Tensor) -> tf.Tensor:
         return tf.math.log(self._unnormalized_pdf(x))
 
-    def _mixture(self) -> list[tuple[tf.Tensor | None, BasePDF]]:
-        """Return the shape as ``sum_k c_k * unnormalized_pdf_k(x)``: ``[(c_k, model_k)]`` (None: 1).
-
-        Losses with closed-form Hessians use it together with the components'
-        ``_log_shape_jet(x)``; a model without that method is differentiated by tapes.
-        """
-        return [(None, self)]
-
     def _normalization(self) -> tf.Tensor:
         return self._integral(self._obs.lower, self._obs.upper)
 

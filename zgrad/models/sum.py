@@ -146,7 +146,11 @@ class Sum(BasePDF):
         return [*self._weights, 1.0 - tf.add_n([tf.convert_to_tensor(f) for f in self._weights])]
 
     def _mixture(self) -> list[tuple[tf.Tensor, BasePDF]]:
-        # the scalar weight and normalisation fold into one coefficient per component
+        """Return the shape as ``sum_k c_k * unnormalized_pdf_k(x)``: ``[(c_k, pdf_k)]``.
+
+        The scalar weight and normalisation fold into one coefficient per component; losses
+        with closed-form Hessians use the coefficients too (``zgrad.losses._jets``).
+        """
         weights = self._weight_tensors()
         return [(w / pdf._normalization(), pdf) for w, pdf in zip(weights, self._pdfs, strict=True)]
 
