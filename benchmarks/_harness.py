@@ -159,3 +159,40 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title:
     print("  ".join("-" * w for w in widths))
     for row in cells[1:]:
         print(line(row))
+
+
+def process_rss_mib() -> float:
+    """Resident set size of this process in MiB, read without psutil where the system allows.
+
+    On Linux it is read from ``/proc/self/statm``, so that workers running in a peer's virtual
+    environment (which may lack psutil) can report it; elsewhere :func:`rss_mib` (psutil) is used.
+    """
+    if not os.path.exists("/proc/self/statm"):
+        return rss_mib()
+    with open("/proc/self/statm") as f:
+        resident_pages = int(f.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run_json_worker(command: Sequence[str], out_path: str, *, timeout: float) -> dict:
+    """Run a worker process that writes one JSON object to ``out_path``; return that object.
+
+    The object gains ``wall_s``, the wall time of the whole process (interpreter start and
+    imports included). A worker that times out, exits with an error or writes nothing gives
+    ``{"failed": reason}`` instead, with the last line of its standard error.
+    """
+    import json
+
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"failed": f"timed out after {timeout:g} s"}
+    wall = time.perf_counter() - start
+    if proc.returncode != 0 or not os.path.exists(out_path):
+        tail = [line for line in proc.stderr.splitlines() if line.strip()][-1:] or ["(no output)"]
+        return {"failed": f"exit {proc.returncode}: {tail[0][:200]}"}
+    with open(out_path) as f:
+        record = json.load(f)
+    record["wall_s"] = wall
+    return record

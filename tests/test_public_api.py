@@ -12,6 +12,7 @@ PUBLIC = {
     "Parameter",
     "RunManager",
     "Space",
+    "ToyStudy",
     "checks",
     "crosscheck",
     "derivatives",
@@ -23,6 +24,8 @@ PUBLIC = {
     "minimize",
     "models",
     "run",
+    "set_values",
+    "toys",
     "value_gradient",
     "z",
 }
@@ -81,3 +84,17 @@ def test_signatures_of_the_contract():
     assert list(sig(zgrad.losses.Chi2).parameters)[:5] == ["model", "x", "y", "yerr", "params"]
     assert list(sig(zgrad.losses.SimpleLoss).parameters)[:3] == ["func", "params", "errordef"]
     assert dict(zgrad.RunManager.DEFAULT_MODE) == {"autograd": True, "graph": "auto"}
+    toys = sig(zgrad.toys)
+    keywords = {
+        "n_events": None,
+        "truth": None,
+        "minimizer": None,
+        "strategy": None,
+        "seed": 0,
+        "workers": None,
+        "scheduler": None,
+        "progress": None,
+    }
+    assert list(toys.parameters) == ["model", "n_toys", *keywords]
+    named = [p for p in toys.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert {p.name: p.default for p in named} == keywords

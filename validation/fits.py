@@ -6,12 +6,13 @@ errors, call counts and wall time. :func:`fit_verdicts` then asks whether every
 strategy's fit is valid and lands within :data:`FIT_AGREEMENT` of an error of the first
 strategy's values.
 
-A :class:`ToyTask` draws one toy data set from the model at its true values (seeded with
-``TOY_SEED + toy``; ``model.sample`` scrambles seeds, so consecutive ones are far apart; an
-extended model draws a Poisson number of events) and fits it with every strategy from the
-truth. :func:`pull_summary` turns the pulls
-``(value - truth) / error`` into a mean and a width, each with its uncertainty, and
-passes a strategy when ``|mean| < 3`` uncertainties and ``|width - 1| < 3`` uncertainties.
+A :class:`ToyTask` is the toy study of one model case with one strategy: :func:`zgrad.toys`
+with seed :data:`TOY_SEED` draws every toy from the model at its true values (an extended
+model a Poisson number of events) and fits it from the truth. The same seed for every
+strategy means every strategy fits the same toy data sets. :func:`pull_summary` turns the pulls
+``(value - truth) / error`` into a mean and a width, each with its uncertainty (as
+:meth:`zgrad.ToyStudy.summary` does), and passes a strategy when ``|mean| < 3`` uncertainties
+and ``|width - 1| < 3`` uncertainties.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from validation import cases as _cases
 from validation.derivatives import parameters
 from validation.model_cases import build_model
 from validation.spec import Case
+from zgrad.toystudy.study import pull_statistics
 
 __all__ = [
     "FIT_AGREEMENT",
@@ -49,7 +51,7 @@ FIT_AGREEMENT = 0.01
 #: Minuit's tolerance for these fits: EDM < 2e-5 * errordef keeps two converged fits within ~0.5 %
 #: of an error of each other, well inside FIT_AGREEMENT (the default 0.1 allows ~2 %).
 FIT_TOL = 0.01
-#: Seed of toy number ``k`` is ``TOY_SEED + k``.
+#: The ``seed`` of every case's toy study (``zgrad.toys`` derives each toy's own seed from it).
 TOY_SEED = 1_000_000
 #: A pull mean or width passes within this many of its uncertainties.
 PULL_SIGMAS = 3.0
@@ -182,50 +184,50 @@ class ToyRow:
 
 @dataclass(frozen=True)
 class ToyTask:
-    """Draw toy data set ``toy`` of a model case and fit it with each strategy."""
+    """The toy study of a model case with one strategy: ``n_toys`` toys through :func:`zgrad.toys`."""
 
     case: str
-    toy: int
-    strategies: tuple[str, ...]
+    strategy: str
+    n_toys: int
 
     @property
     def label(self) -> str:
-        """``case toy k``."""
-        return f"{self.case} toy {self.toy}"
+        """``case toys strategy``."""
+        return f"{self.case} toys {self.strategy}"
 
     def run(self) -> list[ToyRow]:
-        """Sample, fit with every strategy from the truth, and return one row per strategy."""
+        """Run the study (in this process) and return one row per toy."""
         case = _cases.CASES[self.case]
         info = case.model
-        seed = TOY_SEED + self.toy
-        n = info.n_events
-        if info.extended:
-            expected = sum(v for s, v in zip(case.params, info.truth, strict=True) if s.name in info.yields)
-            n = int(np.random.default_rng(seed).poisson(expected))
-        truth = dict(zip([s.name for s in case.params], info.truth, strict=True))
-        data = build_model(info, parameters(case, info.truth)).sample(n, seed=seed)
-        rows = []
-        for strategy in self.strategies:
-            begin = time.perf_counter()
-            result, problem = _fit(case, parameters(case, info.truth), data, strategy)
-            fit = _fit_row(case, strategy, info.truth, result, problem, time.perf_counter() - begin)
-            rows.append(
-                ToyRow(
-                    case.name,
-                    self.toy,
-                    seed,
-                    n,
-                    strategy,
-                    fit.valid,
-                    fit.message,
-                    truth,
-                    fit.values,
-                    fit.errors,
-                    fit.nfcn,
-                    fit.wall_time,
-                )
-            )
-        return rows
+        model = build_model(info, parameters(case, info.truth))  # the Parameters start at the truth
+        study = zgrad.toys(
+            model,
+            self.n_toys,
+            n_events=None if info.extended else info.n_events,
+            minimizer=zgrad.minimize.Minuit(gradient=self.strategy, tol=FIT_TOL),
+            strategy=self.strategy,
+            seed=TOY_SEED,
+            progress=False,
+        )
+        return [_toy_row(case.name, self.strategy, study, k) for k in range(study.n_toys)]
+
+
+def _toy_row(case: str, strategy: str, study: Any, k: int) -> ToyRow:
+    fitted = not math.isnan(study.nfcn[k])  # NaN: the fit raised, no numbers (as a failed fit row)
+    return ToyRow(
+        case=case,
+        toy=k,
+        seed=int(study.seed[k]),
+        n_events=int(study.n_events[k]),
+        strategy=strategy,
+        valid=bool(study.valid[k]),
+        message=study.messages[k],
+        truth={n: study.truth[n] for n in study.names},
+        values={n: float(study.values[n][k]) for n in study.names} if fitted else {},
+        errors={n: float(study.errors[n][k]) for n in study.names} if fitted else {},
+        nfcn=int(study.nfcn[k]) if fitted else None,
+        wall_time=float(study.seconds[k]),
+    )
 
 
 # --- verdicts -----------------------------------------------------------------------------------
@@ -287,11 +289,9 @@ def pull_summary(rows: Sequence[ToyRow]) -> list[dict[str, Any]]:
             pulls = np.array(
                 [(t.values[name] - t.truth[name]) / t.errors[name] for t in valid if t.errors[name] > 0]
             )
-            n = pulls.size
-            mean = float(pulls.mean()) if n else math.nan
-            width = float(pulls.std(ddof=1)) if n > 1 else math.nan
-            mean_err = width / math.sqrt(n) if n > 1 else math.nan
-            width_err = width / math.sqrt(2 * (n - 1)) if n > 1 else math.nan
+            stats = pull_statistics(pulls)
+            n, mean, width = stats["n"], stats["mean"], stats["width"]
+            mean_err, width_err = stats["mean_error"], stats["width_error"]
             ok = (
                 n > 1
                 and len(valid) == len(toys)

@@ -33,7 +33,7 @@ from zgrad.z import py_function
 
 __all__ = ["MODEL_CASES", "build_model", "true_data"]
 
-#: Seed of every case's data; toys use ``TOY_SEED + toy index``.
+#: Seed of every case's data; toys derive theirs from ``validation.fits.TOY_SEED``.
 DATA_SEED = 20240611
 #: Label of the numerical Hessian reference, as written into reports.
 HESSIAN_SOURCE = "numdifftools Jacobian of the closed-form gradient (central, Richardson extrapolation)"
@@ -345,7 +345,9 @@ _BRIDGED = {
 # the bridge's second order, the numdifftools reference) averages over those jumps and autodiff takes
 # one side, so Hessians agree to ~1e-3 only; gradients stay exact.
 _C1_NUMERICAL = {"numerical": {"hessian": Tolerance(1e-2, error_covers=True)}}
-_C1 = {**_NUMERICAL_HESSIAN, **_C1_NUMERICAL}
+# autodiff's exact one-sided Hessian against that averaged reference: the same ~1e-3 (up to 5e-3 on
+# the double Crystal Ball's seeded data), where the reference's error estimate need not cover it
+_C1 = {"autodiff": {"hessian": Tolerance(1e-2, error_covers=True)}, **_C1_NUMERICAL}
 _C1_BRIDGED = {
     "autodiff": {"gradient": Tolerance(1e-8), "hessian": Tolerance(1e-2, error_covers=True)},
     **_C1_NUMERICAL,

@@ -20,7 +20,8 @@
 - ``fits``: ``rows`` (one per case and strategy: the fields of :class:`validation.fits.FitRow`),
   ``verdicts`` (per case: ``reference`` strategy, ``max_shift`` per strategy in units of the
   reference's errors, ``invalid``, ``threshold``, ``ok``);
-- ``toys``: ``n`` (per case), ``rows`` (one per toy and strategy: :class:`validation.fits.ToyRow`),
+- ``toys``: ``n`` (per case), ``rows`` (one per toy and strategy: :class:`validation.fits.ToyRow`, from
+  ``zgrad.toys``: ``seed`` is the toy's own seed, derived from ``validation.fits.TOY_SEED``),
   ``pulls`` (per case, strategy and parameter: ``n``, ``n_invalid``, ``mean``, ``mean_error``,
   ``width``, ``width_error``, ``ok``).
 

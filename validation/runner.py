@@ -7,14 +7,13 @@ The work is cut into small tasks that name everything by string (see
 - reference tasks (:class:`validation.reference.ReferenceTask`): a case's closed form versus the
   stored numbers;
 - fit tasks (:class:`validation.fits.FitTask`): each model case fitted with each strategy;
-- toy tasks (:class:`validation.fits.ToyTask`, with ``toys > 0``): one toy data set, every strategy;
+- toy tasks (:class:`validation.fits.ToyTask`, with ``toys > 0``): a case's toy study with one strategy
+  (``zgrad.toys``);
 - scan tasks (:class:`validation.derivatives.ScanTask`): the data of the precision plots.
 """
 
 from __future__ import annotations
 
-import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from validation.derivatives import Row, ScanTask, Task, run_task
 from validation.executors import InProcess
 from validation.fits import FitRow, FitTask, ToyRow, ToyTask, fit_verdicts, fittable, pull_summary
 from validation.reference import ReferenceCheck, ReferenceTask
+from zgrad._progress import ProgressBar
 
 __all__ = [
     "PRECISION_SCANS",
@@ -132,42 +132,6 @@ def _scan_tasks(cases: Sequence[Case], quick: bool) -> list[ScanTask]:
     return scans[:1] if quick else scans
 
 
-class ProgressBar:
-    """A text progress bar on stderr with counts, elapsed time and an ETA.
-
-    On a terminal it is redrawn in place; otherwise (a log file, CI) it prints one line per task.
-    """
-
-    def __init__(self, total: int, stream: Any = None, width: int = 24) -> None:
-        self.total = total
-        self.done = 0
-        self.stream = stream or sys.stderr
-        self.width = width
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._start = time.perf_counter()
-
-    def line(self, label: str) -> str:
-        """Return the bar for the current count, e.g. ``[######------] 12/48  25%  3s  ETA 9s  label``."""
-        elapsed = time.perf_counter() - self._start
-        fraction = self.done / self.total if self.total else 1.0
-        filled = int(round(self.width * fraction))
-        eta = elapsed / self.done * (self.total - self.done) if self.done else math.nan
-        eta_text = "?" if math.isnan(eta) else f"{eta:.0f}s"
-        bar = "#" * filled + "-" * (self.width - filled)
-        return f"[{bar}] {self.done}/{self.total} {fraction:4.0%} {elapsed:.0f}s ETA {eta_text}  {label}"
-
-    def __call__(self, task: Any) -> None:
-        """Count one finished task and redraw."""
-        self.done += 1
-        text = self.line(task.label)
-        if self._tty:
-            end = "\n" if self.done == self.total else ""
-            self.stream.write(f"\r\033[K{text}{end}")
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-
 def run_suite(
     *,
     quick: bool = False,
@@ -226,7 +190,7 @@ def run_suite(
         "rows": plan(chosen, derivative_names, quick=quick),
         "reference": [ReferenceTask(c.name) for c in chosen],
         "fits": [FitTask(c.name, s) for c in model_cases for s in fit_names] if fits else [],
-        "toys": [ToyTask(c.name, k, tuple(fit_names)) for c in model_cases for k in range(toys)],
+        "toys": [ToyTask(c.name, s, toys) for c in model_cases for s in fit_names] if toys else [],
         "scans": _scan_tasks(chosen, quick) if derivative_names else [],
     }
     tasks = [t for group in groups.values() for t in group]

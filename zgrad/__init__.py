@@ -37,17 +37,23 @@ _LAZY = {
     "gradient": "zgrad.gradients._api:gradient",
     "hessian": "zgrad.gradients._api:hessian",
     "value_gradient": "zgrad.gradients._api:value_gradient",
+    "toys": "zgrad.toystudy._api:toys",
+    "ToyStudy": "zgrad.toystudy.study:ToyStudy",
+    "set_values": "zgrad._values:set_values",
 }
 
 __all__ = ["RunManager", "errors", "run", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
     from zgrad import checks, gradients, losses, minimize, models, z
+    from zgrad._values import set_values
     from zgrad.checks.compare import crosscheck
     from zgrad.gradients._api import derivatives, gradient, hessian, value_gradient
     from zgrad.gradients.result import GradientResult
     from zgrad.params import Parameter
     from zgrad.space import Space
+    from zgrad.toystudy._api import toys
+    from zgrad.toystudy.study import ToyStudy
 
 
 def __getattr__(name: str) -> Any:

@@ -18,6 +18,25 @@ from zgrad._cache import GraphCacheInfo
 _REMOVAL = "zgrad 1.0"
 
 
+# zfit's run-manager names that zgrad does not have, and what to write instead. They are refused
+# (AttributeError, so hasattr() answers False) rather than aliased: zgrad keeps one name per action.
+_ZFIT_NAMES = {
+    "set_graph_mode": "zgrad.run.set_mode(graph=...) (also a context manager)",
+    "set_autograd_mode": "zgrad.run.set_mode(autograd=...) (also a context manager)",
+    "get_graph_mode": "zgrad.run.current_policy_graph()",
+    "get_autograd_mode": "zgrad.run.current_policy_autograd()",
+    "set_mode_default": "zgrad.run.set_mode(**zgrad.RunManager.DEFAULT_MODE)",
+    "set_n_cpu": (
+        "zgrad.run.set_cpus_explicit(intra, inter) right after import zgrad for TensorFlow's thread "
+        "pools (zgrad.run.n_cpu is fixed when the RunManager is made)"
+    ),
+    "aquire_cpu": (
+        "nothing: zgrad does not hand out cores to code blocks; size TensorFlow's thread pools once "
+        "with zgrad.run.set_cpus_explicit(intra, inter)"
+    ),
+}
+
+
 def _deprecated(old: str, new: str) -> None:
     warnings.warn(
         f"{old} is deprecated and will be removed in {_REMOVAL}; use {new} instead.",
@@ -279,6 +298,13 @@ class RunManager:
         """Deprecated: use ``zgrad.run.current_policy_graph() is False``."""
         _deprecated("zgrad.run.experimental_is_eager", "zgrad.run.current_policy_graph() is False")
         return self.current_policy_graph() is False
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for names the class does not have: point zfit's names to zgrad's
+        hint = _ZFIT_NAMES.get(name)
+        if hint is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise AttributeError(f"zgrad.run has no {name!r} (a zfit name); use {hint} instead.")
 
     def __repr__(self) -> str:
         return f"<zgrad.RunManager mode={self.mode} n_cpu={self.n_cpu}>"

@@ -187,6 +187,34 @@ class Parameter(ResourceVariable):
             raise ValueError(f"Parameter {self._zname!r}: step_size must be positive and finite; got {step}.")
         return step
 
+    # --- pickling and copying -----------------------------------------------------------------
+
+    def __reduce__(self) -> tuple:
+        """Pickle as name, value, limits, step size, floating flag and dtype (a new variable on load).
+
+        Within one pickle, a Parameter reached from several places (two models) is stored once
+        and comes back as one object, as pickle's memo does for any object.
+        """
+        if _policy.in_trace():
+            raise RuntimeError(f"Parameter {self._zname!r}: pickle or copy it eagerly, not inside a trace.")
+        args = (self._zname, float(self.numpy()), self._lower, self._upper, self._step_size, self._floating)
+        return _rebuild_parameter, (type(self), *args, self.dtype.name)
+
+    def __deepcopy__(self, memo: dict) -> Parameter:
+        """Return a new, independent Parameter with the same state (``memo`` keeps shared ones shared)."""
+        rebuild, args = self.__reduce__()
+        return rebuild(*args)
+
+    def __copy__(self) -> Parameter:
+        """Return a new, independent Parameter with the same state.
+
+        A Parameter holds only immutable settings and its value, so a shallow copy is a deep
+        one. (A plain ``tf.Variable`` returns itself here; a copy that shares the value with
+        the original would change when the original is set.)
+        """
+        rebuild, args = self.__reduce__()
+        return rebuild(*args)
+
     def __repr__(self) -> str:
         try:
             value = repr(float(self.numpy()))
@@ -194,6 +222,28 @@ class Parameter(ResourceVariable):
             value = "<symbolic>"
         limits = f" limits=({self._lower}, {self._upper})" if self.has_limits else ""
         return f"<zgrad.Parameter {self._zname!r} value={value}{limits} floating={self._floating}>"
+
+
+def _rebuild_parameter(
+    cls: type,
+    name: str,
+    value: float,
+    lower: float | None,
+    upper: float | None,
+    step_size: float,
+    floating: bool,
+    dtype: str,
+) -> Parameter:
+    """Create the Parameter that :meth:`Parameter.__reduce__` described (module level: pickle finds it).
+
+    The value is restored exactly, also where it lies just outside a limit: ``assign`` does not
+    check limits, and a float32 value rounded from a limit can lie a rounding step beyond it.
+    """
+    lo = -math.inf if lower is None else lower
+    hi = math.inf if upper is None else upper
+    param = cls(name, min(max(value, lo), hi), lower, upper, step_size, floating, dtype=tf.as_dtype(dtype))
+    param.assign(value)
+    return param
 
 
 class _RestoreValue:

@@ -16,13 +16,18 @@ class Space:
     ----------
     name : str
         Name of the observable, e.g. ``'x'``.
-    limits : tuple of two float
-        ``(lower, upper)`` with ``lower < upper``; both finite.
+    limits : tuple of two float, or float
+        ``(lower, upper)`` with ``lower < upper``; both finite. When ``upper`` is given too,
+        the lower limit alone: ``Space('x', -5.0, 5.0)`` (zfit's spelling) is
+        ``Space('x', limits=(-5.0, 5.0))``.
+    upper : float, optional
+        The upper limit, given only together with a lower limit as ``limits``.
 
     Raises
     ------
     TypeError
-        If ``name`` is not a non-empty string or the limits are not two real numbers.
+        If ``name`` is not a non-empty string or the limits are not two real numbers
+        (a pair, or a lower and an upper limit).
     ValueError
         If the limits are not finite or not increasing.
 
@@ -34,13 +39,17 @@ class Space:
     10.0
     >>> obs.inside([-6.0, 0.0, 5.0])
     array([False,  True,  True])
+    >>> zgrad.Space("x", -5.0, 5.0) == obs
+    True
     """
 
     __slots__ = ("_name", "_lower", "_upper", "__weakref__")
 
-    def __init__(self, name: str, limits: tuple[float, float]) -> None:
+    def __init__(self, name: str, limits: tuple[float, float] | float, upper: float | None = None) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"Space name must be a non-empty str; got {name!r} ({type(name).__name__}).")
+        if upper is not None:
+            limits = _lower_and_upper(limits, upper)
         lower, upper = _validate_limits(limits)
         self._name = name
         self._lower = lower
@@ -86,6 +95,16 @@ class Space:
 
     def __repr__(self) -> str:
         return f"Space({self._name!r}, limits=({self._lower!r}, {self._upper!r}))"
+
+
+def _lower_and_upper(lower: Any, upper: Any) -> tuple[Any, Any]:
+    """Pair zfit's positional ``Space(name, lower, upper)`` into limits (a pair before ``upper``: refused)."""
+    if not isinstance(lower, Real) or isinstance(lower, bool):
+        raise TypeError(
+            f"Space takes limits=(lower, upper) or a lower and an upper limit (Space('x', -5.0, 5.0)); "
+            f"got limits={lower!r} and upper={upper!r}."
+        )
+    return lower, upper
 
 
 def _validate_limits(limits: Any) -> tuple[float, float]:

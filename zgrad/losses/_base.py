@@ -10,7 +10,7 @@ refer to it instead of copying it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,8 +18,11 @@ import tensorflow as tf
 
 from zgrad import _convert, _policy
 from zgrad.gradients import _api
+from zgrad.gradients.autodiff import tape_hessian
 from zgrad.gradients.result import GradientResult
+from zgrad.losses import _kernel
 from zgrad.z._function import function
+from zgrad.z._signature import AnyLength
 
 __all__ = ["BaseLoss", "GaussianConstraint", "SumLoss"]
 
@@ -38,6 +41,19 @@ class GaussianConstraint:
         The external measurement.
     sigma : float
         Its uncertainty (> 0).
+    params, observation, uncertainty : optional, keyword only
+        zfit's names for ``param``, ``observed`` and ``sigma``, accepted as aliases. Like
+        zgrad's names, each takes one value or a sequence of exactly one (zfit's lists); one
+        constraint constrains one Parameter: constrain several with one constraint each.
+
+    Raises
+    ------
+    TypeError
+        If ``param`` is not a Parameter, an argument is missing, or an argument is given
+        under both its names.
+    ValueError
+        If ``observed`` is not finite or ``sigma`` not positive and finite, or a sequence of
+        more than one Parameter, measurement or uncertainty is given.
 
     Examples
     --------
@@ -46,9 +62,24 @@ class GaussianConstraint:
     >>> c = zgrad.losses.GaussianConstraint(mu, observed=0.0, sigma=2.0)
     >>> float(c.chi2())
     0.25
+    >>> zfit_style = zgrad.losses.GaussianConstraint(params=[mu], observation=[0.0], uncertainty=[2.0])
+    >>> float(zfit_style.chi2())
+    0.25
     """
 
-    def __init__(self, param: Any, observed: float, sigma: float) -> None:
+    def __init__(
+        self,
+        param: Any = None,
+        observed: Any = None,
+        sigma: Any = None,
+        *,
+        params: Any = None,
+        observation: Any = None,
+        uncertainty: Any = None,
+    ) -> None:
+        param = _one("param", param, "params", params)
+        observed = _one("observed", observed, "observation", observation)
+        sigma = _one("sigma", sigma, "uncertainty", uncertainty)
         if not isinstance(param, tf.Variable):
             raise TypeError(f"param must be a Parameter; got {param!r} ({type(param).__name__}).")
         observed, sigma = float(observed), float(sigma)
@@ -67,8 +98,39 @@ class GaussianConstraint:
         )
         return z * z
 
+    def __reduce__(self) -> tuple:
+        return type(self), (self.param, self.observed, self.sigma)
+
     def __repr__(self) -> str:
         return f"GaussianConstraint({self.param.name!r}, observed={self.observed}, sigma={self.sigma})"
+
+
+def _one(name: str, value: Any, alias: str, alias_value: Any) -> Any:
+    """Return the one value given as ``name`` or as zfit's ``alias``; unwrap a sequence of one."""
+    if value is not None and alias_value is not None:
+        raise TypeError(f"GaussianConstraint: give {name}= or zfit's {alias}=, not both.")
+    value = alias_value if value is None else value
+    if value is None:
+        raise TypeError(f"GaussianConstraint: {name} (zfit: {alias}) is missing.")
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim > 0):
+        if len(value) != 1:
+            raise ValueError(
+                f"GaussianConstraint constrains one Parameter; got {len(value)} values for {name}. Build "
+                "one constraint per Parameter: [GaussianConstraint(p, o, s) for p, o, s in "
+                "zip(params, observation, uncertainty)] (correlated constraints are not supported)."
+            )
+        value = value[0]
+    return value
+
+
+def refuse_model_list(model: Any, loss: str, data: str) -> None:
+    """Raise ``TypeError`` for zfit's ``model=[a, b], data=[x, y]``, pointing to a sum of losses."""
+    if isinstance(model, (list, tuple)):
+        raise TypeError(
+            f"{loss} takes one model and its data; got a {type(model).__name__} of {len(model)} models. "
+            f"For a simultaneous fit build one loss per model and add them: "
+            f"{loss}(model_a, {data}_a) + {loss}(model_b, {data}_b)."
+        )
 
 
 def check_unique_names(params: Sequence[Any], where: str) -> list[Any]:
@@ -99,13 +161,15 @@ class BaseLoss:
     ----------
     errordef : float
         0.5 for negative log-likelihoods, 1 for chi2-type losses.
-    constraints : sequence of GaussianConstraint, optional
+    constraints : GaussianConstraint or sequence of them, optional
     """
 
     def __init__(self, errordef: float, constraints: Sequence[GaussianConstraint] | None = None) -> None:
         errordef = float(errordef)
         if not (np.isfinite(errordef) and errordef > 0):
             raise ValueError(f"errordef must be positive and finite; got {errordef}.")
+        if isinstance(constraints, GaussianConstraint):  # zfit takes a single constraint too
+            constraints = [constraints]
         constraints = list(constraints or [])
         for c in constraints:
             if not isinstance(c, GaussianConstraint):
@@ -151,47 +215,32 @@ class BaseLoss:
         return bool(getattr(model, "uses_py_function", False))
 
     # --- value --------------------------------------------------------------------------------
+    # A loss on a model may delegate its graphs to a kernel shared by every loss of its kind on
+    # that model (``zgrad.losses._kernel``): it sets ``_kernel`` and implements ``_kernel_data()``
+    # and, if it chunks, ``_kernel_chunk()``. Other losses trace per loss object.
+
+    _kernel: Any = None
 
     def _loss_tensor(self) -> tf.Tensor:
         raise NotImplementedError
 
+    def _kernel_data(self) -> tuple:
+        raise NotImplementedError(f"{type(self).__name__} has a kernel but no _kernel_data().")
+
+    def _kernel_chunk(self, order: int, params: tuple = ()) -> int | None:
+        return None
+
+    def _kernel_args(self, order: int, params: tuple = ()) -> tuple[tuple, int | None]:
+        data = tuple(None if t is None else AnyLength(t) for t in self._kernel_data())
+        return data, self._kernel_chunk(order, tuple(params))
+
     def _value_tensor(self) -> tf.Tensor:
+        if self._kernel is not None:  # inside another loss's trace: the kernel's Python, inlined
+            return self._kernel.tensor(self._kernel.events(self._kernel_data(), self._kernel_chunk(0)))
         value = self._loss_tensor()
         for c in self._constraints:
             value = value + tf.cast(self._errordef * c.chi2(), value.dtype)
         return value
-
-    @function(wraps="loss")
-    def _traced_value(self) -> tf.Tensor:
-        return self._value_tensor()
-
-    @function(wraps="loss")
-    def zgrad_values(self, params: tuple, identities: tuple, points: tf.Tensor) -> tf.Tensor:
-        """Return the loss at each row of ``points`` (values of ``params``) in one graph call.
-
-        Numerical strategies use it to pay the per-call cost once for all their points. The
-        Parameters are set inside the graph, one point after the other, and restored at the
-        end. ``identities`` (``p.ref()`` of each Parameter) only joins the graph-cache key.
-        """
-        params = tuple(params)
-        originals = [tf.identity(p) for p in params]
-        dtype = self._value_tensor_dtype()
-        count = tf.shape(points)[0]
-
-        def body(i: tf.Tensor, previous: tf.Tensor, values: tf.TensorArray) -> tuple:
-            # ordered after the previous point's value: one point at a time
-            with tf.control_dependencies([previous]):
-                assigned = [p.assign(tf.cast(points[i, j], p.dtype)) for j, p in enumerate(params)]
-            with tf.control_dependencies(assigned):
-                value = tf.cast(self._value_tensor(), dtype)
-            return i + 1, value, values.write(i, value)
-
-        start = (tf.constant(0), tf.zeros([], dtype), tf.TensorArray(dtype, size=count))
-        _, last, values = tf.while_loop(lambda i, *_: i < count, body, start, parallel_iterations=1)
-        with tf.control_dependencies([last]):
-            restored = [p.assign(o) for p, o in zip(params, originals, strict=True)]
-        with tf.control_dependencies(restored):
-            return tf.identity(values.stack())
 
     def _value_tensor_dtype(self) -> tf.DType:
         params = self.get_params(None)
@@ -199,7 +248,118 @@ class BaseLoss:
 
     def __call__(self) -> tf.Tensor:
         """Return the loss value as a tensor (what gradient strategies differentiate)."""
+        if self._kernel is not None:
+            return self._kernel.value(*self._kernel_args(0))
         return self._traced_value()
+
+    # --- the protocol of zgrad's strategies and minimizers --------------------------------------
+    # ``identities`` (``p.ref()`` of each Parameter) only joins the graph-cache key.
+
+    def zgrad_values(self, params: tuple, identities: tuple, points: Any) -> tf.Tensor:
+        """Return the loss at each row of ``points`` (values of ``params``) in one graph call.
+
+        Numerical strategies use it to pay the per-call cost once for all their points. The
+        Parameters are set inside the graph, one point after the other, and restored at the end.
+        """
+        if self._kernel is not None:
+            return self._kernel.values(params, identities, points, *self._kernel_args(0))
+        return self._traced_values(params, identities, points)
+
+    def zgrad_value_gradient(self, params: tuple, identities: tuple) -> tuple[tf.Tensor, tf.Tensor]:
+        """Return value and gradient by automatic differentiation (what ``'autodiff'`` calls).
+
+        Unbinned NLLs take one tape per chunk of events, so memory stays bounded by the chunk.
+        """
+        if self._kernel is not None:
+            return self._kernel.value_gradient(params, identities, *self._kernel_args(1, params))
+        return self._traced_value_gradient(params, identities)
+
+    def zgrad_hessian(self, params: tuple, identities: tuple) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Return value, gradient and the exact Hessian (what ``'autodiff'`` calls for a Hessian).
+
+        Unbinned NLLs of Gauss, Exponential and their Sums use closed-form derivatives
+        (``zgrad.losses._jets``); others nested tapes, per chunk of events where they chunk.
+        """
+        if self._kernel is not None:
+            return self._kernel.value_gradient_hessian(params, identities, *self._kernel_args(2, params))
+        return self._traced_hessian(params, identities)
+
+    def zgrad_at(self, params: tuple, identities: tuple, point: Any, order: int) -> Any:
+        """Set ``params`` to ``point`` and return the value and derivatives up to ``order``, in one call.
+
+        ``order`` 0 gives the value, 1 ``(value, gradient)``, 2 ``(value, gradient, Hessian)``,
+        the numbers :meth:`zgrad_value_gradient` and :meth:`zgrad_hessian` give. The Parameters
+        are assigned inside the graph (no limit check) and keep ``point``'s values afterwards.
+        Minimizer adapters call it for every evaluation (and for derivatives when they come
+        from the ``'autodiff'`` strategy): one graph call each.
+        """
+        if order not in (0, 1, 2) or isinstance(order, bool):
+            raise ValueError(f"order must be 0, 1 or 2; got {order!r}.")
+        kernel = self._kernel
+        if kernel is None:
+            traced = (self._traced_value_at, self._traced_value_gradient_at, self._traced_hessian_at)[order]
+            return traced(params, identities, point)
+        method = (kernel.value_at, kernel.value_gradient_at, kernel.value_gradient_hessian_at)[order]
+        return method(params, identities, point, *self._kernel_args(order, params))
+
+    def zgrad_at_function(self, params: tuple, identities: tuple, order: int) -> Callable | None:
+        """Return ``f(point)`` computing what :meth:`zgrad_at` computes, bound to its compiled graph.
+
+        For a minimizer's loop: the graph is traced (or found) now, and each call of ``f`` passes
+        a new float64 ``point`` straight to it, with none of the per-call argument handling.
+        The policy in force now decides; None when it runs the loss eagerly, or for losses
+        without a shared kernel (then use :meth:`zgrad_at`).
+        """
+        kernel = self._kernel
+        if kernel is None or order not in (0, 1, 2) or isinstance(order, bool):
+            return None
+        method = (kernel.value_at, kernel.value_gradient_at, kernel.value_gradient_hessian_at)[order]
+        point = tf.zeros([len(params)], tf.float64)
+        prepared = method.prepare(params, identities, point, *self._kernel_args(order, params))
+        if prepared is None:
+            return None
+        function, inputs = prepared
+        position = len(params)  # flat inputs: the Parameters, then the point, then the data
+
+        def at(point: Any) -> Any:
+            call_inputs = list(inputs)
+            call_inputs[position] = tf.constant(point, tf.float64)
+            return function(*call_inputs)
+
+        return at
+
+    # --- one set of traces per loss object (losses without a kernel) ---------------------------
+
+    @function(wraps="loss")
+    def _traced_value(self) -> tf.Tensor:
+        return self._value_tensor()
+
+    @function(wraps="loss")
+    def _traced_values(self, params: tuple, identities: tuple, points: Any) -> tf.Tensor:
+        return _kernel.values_at_points(self._value_tensor, params, points, self._value_tensor_dtype())
+
+    @function(wraps="gradient")
+    def _traced_value_gradient(self, params: tuple, identities: tuple) -> tuple:
+        return _kernel.tape_value_gradient(self._value_tensor, tuple(params), self)
+
+    @function(wraps="hessian")
+    def _traced_hessian(self, params: tuple, identities: tuple) -> tuple:
+        return tape_hessian(self._value_tensor, tuple(params), self)
+
+    @function(wraps="loss")
+    def _traced_value_at(self, params: tuple, identities: tuple, point: Any) -> tf.Tensor:
+        _kernel.assign(params, point)
+        return self._value_tensor()
+
+    @function(wraps="gradient")
+    def _traced_value_gradient_at(self, params: tuple, identities: tuple, point: Any) -> tuple:
+        _kernel.assign(params, point)
+        return _kernel.tape_value_gradient(self._value_tensor, tuple(params), self)
+
+    @function(wraps="hessian")
+    def _traced_hessian_at(self, params: tuple, identities: tuple, point: Any) -> tuple:
+        _kernel.assign(params, point)
+        return tape_hessian(self._value_tensor, tuple(params), self)
 
     def value(self) -> Any:
         """Return the loss value: a Python float eagerly, a tensor inside a trace."""
@@ -277,6 +437,10 @@ class SumLoss(BaseLoss):
     def losses(self) -> list[BaseLoss]:
         """The summed losses, as a new list."""
         return list(self._losses)
+
+    def __reduce__(self) -> tuple:
+        # rebuilt from the summed losses, each pickled its own way
+        return type(self), (list(self._losses),)
 
     def _own_params(self) -> list[Any]:
         return [p for loss in self._losses for p in loss.get_params(None)]

@@ -52,14 +52,17 @@ def check_weights(weights: Any, n: int) -> np.ndarray | None:
     return weights
 
 
-def store(array: np.ndarray | None, dtype: tf.DType, name: str) -> tf.Variable | None:
-    """Hold ``array`` in a non-trainable variable: traces refer to it instead of copying it."""
+def store(array: np.ndarray | None, dtype: tf.DType, name: str) -> tf.Tensor | None:
+    """Hold ``array`` as an eager tensor of ``dtype``, passed to traces as an argument.
+
+    A trace that captures it (a sum of losses) takes it as a captured input, not a copy.
+    """
     if array is None:
         return None
     if _policy.in_trace():
         raise RuntimeError("Create losses eagerly, not inside a traced function.")
     with tf.init_scope():
-        return tf.Variable(tf.constant(array, dtype=dtype), trainable=False, name=name)
+        return tf.constant(array, dtype=dtype, name=name)
 
 
 def chunk_bounds(n: int) -> int | None:

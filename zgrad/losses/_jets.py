@@ -59,36 +59,37 @@ def _components(model: Any) -> tuple[list, bool]:
     return ([model], True) if pdfs is None else (list(pdfs), False)
 
 
-def value_gradient_hessian(loss: Any, params: tuple, chunk_limit: int) -> tuple[tf.Tensor, ...]:
-    """Return value, gradient and Hessian of ``loss`` (an unbinned NLL) w.r.t. ``params``.
+def value_gradient_hessian(nll: Any, events: Any, params: tuple) -> tuple[tf.Tensor, ...]:
+    """Return value, gradient and Hessian of an unbinned NLL w.r.t. ``params``.
 
-    The events are summed in chunks of at most ``chunk_limit``; the caller has checked
-    :func:`supported`.
+    ``nll`` is the loss's :class:`~zgrad.losses._kernel.UnbinnedKernel` and ``events`` the
+    :class:`~zgrad.losses._kernel.Events` of the call (summed in their chunks); the caller
+    has checked :func:`supported`.
     """
-    dtype = loss._x.dtype
+    dtype = events.dtype
     n_params = len(params)
     index = {p.ref(): j for j, p in enumerate(params)}
-    components, single = _components(loss.model)
+    components, single = _components(nll.model)
     # phi = (the params some log-shape depends on, then c_1..c_K); rows of phi in that order
     active = sorted({index[p.ref()] for pdf in components for p in pdf.params.values() if p.ref() in index})
     position = {j: a for a, j in enumerate(active)}
     size = len(active) + len(components)
-    coefficients = [tf.ones([], dtype)] if single else [tf.cast(c, dtype) for c, _ in loss.model._mixture()]
+    coefficients = [tf.ones([], dtype)] if single else [tf.cast(c, dtype) for c, _ in nll.model._mixture()]
     c_values = tf.stack(coefficients)
 
     def term(x: tf.Tensor, w: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         return _chunk(components, index, position, c_values, x, w)
 
     init = (tf.zeros([], dtype), tf.zeros([size], dtype), tf.zeros([size, size], dtype))
-    value, grad_phi, hess_phi = loss._over_chunks(term, init, limit=chunk_limit)
+    value, grad_phi, hess_phi = events.over_chunks(term, init)
 
     # everything but the events: global term, constraints, and the chain rule through c(params),
     # where lambda = dL/dc carries the coefficients' slopes and curvature
     multipliers = grad_phi[len(active) :]
     rest = _Dense(index, dtype)
-    _global_and_constraints(loss, single, rest)
+    _global_and_constraints(nll, events.sum_w, single, rest)
     jacobian = (  # dc_k / dparams, [K, P]
-        tf.zeros([1, n_params], dtype) if single else _coefficients(loss.model, multipliers, rest)
+        tf.zeros([1, n_params], dtype) if single else _coefficients(nll.model, multipliers, rest)
     )
     rest_grad, rest_hess = rest.build()
 
@@ -99,7 +100,7 @@ def value_gradient_hessian(loss: Any, params: tuple, chunk_limit: int) -> tuple[
     hessian = tf.matmul(mixing, tf.matmul(hess_phi, mixing), transpose_a=True) + rest_hess
     hessian = 0.5 * (hessian + tf.transpose(hessian))  # exactly symmetric, which rounding leaves it not
     out = params[0].dtype
-    total = value + tf.cast(loss._value_tensor_without_data(), dtype)
+    total = value + tf.cast(nll.without_data(events), dtype)
     return tf.cast(total, out), tf.cast(gradient, out), tf.cast(hessian, out)
 
 
@@ -161,11 +162,11 @@ def _add_jet(out: _Dense, pdf: Any, first: dict, second: dict, factor: Any) -> N
             out.add_pair(a, b, factor * d2, mirror=False)
 
 
-def _global_and_constraints(loss: Any, single: bool, out: _Dense) -> None:
+def _global_and_constraints(nll: Any, sum_w: tf.Tensor, single: bool, out: _Dense) -> None:
     """Add the derivatives of the loss's global term and constraints, in closed form."""
-    model, dtype = loss.model, out.dtype
-    sum_w = tf.constant(loss._sum_w, dtype)
-    if loss._extended:
+    model, dtype = nll.model, out.dtype
+    sum_w = tf.cast(sum_w, dtype)
+    if nll.extended:
         # nu + sum_w (log N - log nu); for a Sum with yields N = nu: only nu's slopes remain
         for y in model._weights:
             out.add(y, tf.ones([], dtype))
@@ -179,9 +180,9 @@ def _global_and_constraints(loss: Any, single: bool, out: _Dense) -> None:
             for y2 in model._weights:
                 out.add_pair(y, y2, -sum_w / (nu * nu), mirror=False)
     # a sum by fractions is normalised to 1: no global term
-    for c in loss._constraints:  # errordef ((p - observed) / sigma)**2
+    for c in nll.constraints:  # errordef ((p - observed) / sigma)**2
         p = tf.cast(c.param, dtype)
-        scale = 2.0 * loss._errordef / (c.sigma * c.sigma)
+        scale = 2.0 * nll.errordef / (c.sigma * c.sigma)
         out.add(c.param, scale * (p - c.observed))
         out.add_pair(c.param, c.param, tf.constant(scale, dtype), mirror=False)
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from zgrad.losses import _data
-from zgrad.losses._base import BaseLoss, GaussianConstraint, check_unique_names
+from zgrad.losses import _data, _kernel
+from zgrad.losses._base import BaseLoss, GaussianConstraint, check_unique_names, refuse_model_list
 
 __all__ = ["BinnedNLL", "Chi2", "SimpleLoss"]
 
@@ -53,6 +55,7 @@ class BinnedNLL(BaseLoss):
         constraints: Sequence[GaussianConstraint] | None = None,
     ) -> None:
         super().__init__(0.5, constraints)
+        refuse_model_list(model, "BinnedNLL", "counts")
         counts = _data.as_1d("counts", counts)
         edges = _data.as_1d("edges", edges)
         if (counts < 0).any():
@@ -70,28 +73,20 @@ class BinnedNLL(BaseLoss):
         self._counts = tf.constant(counts, dtype)
         self._edges = tf.constant(edges, dtype)
         self._w = None if weights is None else tf.constant(weights, dtype)
-        self._total = float(counts.sum())
-        self._covered = (float(edges[0]), float(edges[-1]))  # Python floats: the loss is traced
         self.get_params(None)
+        self._init_args = (model, counts, edges, weights, self._constraints)
+        # every binned loss on this model shares the kernel's traces, whatever its histogram
+        self._kernel = _kernel.kernel_for(_kernel.BinnedKernel, model, self._constraints)
+
+    def __reduce__(self) -> tuple:
+        # rebuilt from the constructor's arguments (data as NumPy arrays), not from TensorFlow objects
+        return type(self), self._init_args
 
     def _own_params(self) -> list[Any]:
         return self._model.get_params(None)
 
-    def _loss_tensor(self) -> tf.Tensor:
-        probs = self._model.bin_probabilities(self._edges)
-        probs = probs / tf.reduce_sum(probs)  # normalise to the range the histogram covers
-        if getattr(self._model, "is_extended", False):
-            nu = tf.cast(self._model.expected_events(), probs.dtype) * self._model.integrate(self._covered)
-        else:
-            nu = tf.constant(self._total, probs.dtype)
-        mu = nu * probs
-        n = self._counts
-        # n log(n / mu) with the limit 0 for n == 0
-        log_term = tf.where(
-            n > 0, n * (tf.math.log(tf.where(n > 0, n, 1.0)) - tf.math.log(mu)), tf.zeros_like(n)
-        )
-        terms = mu - n + log_term
-        return tf.reduce_sum(terms if self._w is None else self._w * terms)
+    def _kernel_data(self) -> tuple:
+        return self._counts, self._edges, self._w
 
 
 class Chi2(BaseLoss):
@@ -138,7 +133,7 @@ class Chi2(BaseLoss):
         weights = _data.check_weights(weights, x.size)
         if hasattr(model, "pdf") and hasattr(model, "get_params"):
             _data.check_inside(x, model.obs)
-            self._predict: Callable = self._model_prediction
+            self._predict: Callable | None = None  # the kernel predicts
             self._params_given = None
             dtype = model._dtype()
         elif callable(model):
@@ -156,15 +151,20 @@ class Chi2(BaseLoss):
         self._yerr = tf.constant(yerr, dtype)
         self._w = None if weights is None else tf.constant(weights, dtype)
         self.get_params(None)
+        self._init_args = (model, x, y, yerr, self._params_given, weights, self._constraints)
+        if self._params_given is None:  # a model: every Chi2 on it shares the kernel's traces
+            self._kernel = _kernel.kernel_for(_kernel.Chi2Kernel, model, self._constraints)
 
-    def _model_prediction(self, x: tf.Tensor) -> tf.Tensor:
-        pred = self._model.pdf(x)
-        if getattr(self._model, "is_extended", False):
-            pred = pred * tf.cast(self._model.expected_events(), pred.dtype)
-        return pred
+    def __reduce__(self) -> tuple:
+        if self._params_given is not None:
+            _check_portable(self._model, self._params_given, "Chi2", "model")
+        return type(self), self._init_args
 
     def _own_params(self) -> list[Any]:
         return self._params_given if self._params_given is not None else self._model.get_params(None)
+
+    def _kernel_data(self) -> tuple:
+        return self._x, self._y, self._yerr, self._w
 
     def _loss_tensor(self) -> tf.Tensor:
         pred = tf.cast(self._predict(self._x), self._y.dtype)
@@ -213,8 +213,43 @@ class SimpleLoss(BaseLoss):
         self._func = func
         self._params_given = check_unique_names(params, "SimpleLoss")
 
+    def __reduce__(self) -> tuple:
+        _check_portable(self._func, self._params_given, "SimpleLoss", "func")
+        return type(self), (self._func, self._params_given, self._errordef, self._constraints)
+
     def _own_params(self) -> list[Any]:
         return list(self._params_given)
 
     def _loss_tensor(self) -> tf.Tensor:
         return tf.convert_to_tensor(self._func())
+
+
+def _check_portable(func: Any, params: Sequence[Any], loss: str, role: str) -> None:
+    """Raise ``TypeError`` if pickling or deep-copying ``func`` would fail or cut it off its Parameters.
+
+    A plain function reaches its Parameters through a closure (which pickle cannot store) or
+    module globals (which pickle does not carry: a copy of the loss would hold new Parameters
+    that the function never reads). ``functools.partial`` of a module-level function, or a
+    callable object holding its Parameters, carries them along.
+    """
+    inner = func.func if isinstance(func, functools.partial) else func
+    if not isinstance(inner, types.FunctionType):
+        return
+    name = f"{inner.__module__}.{inner.__qualname__}"
+    local = "<lambda>" in inner.__qualname__ or "<locals>" in inner.__qualname__
+    remedy = (
+        "define a module-level function that takes the Parameters it reads as arguments and pass "
+        f"functools.partial(function, *params) as {role}"
+    )
+    if local:
+        raise TypeError(
+            f"{loss} cannot be pickled or deep-copied: its {role} {name} is a lambda or a function "
+            "defined inside another function, which pickle cannot find again (and a deep copy would "
+            f"share it, still reading the original Parameters); {remedy}."
+        )
+    if not isinstance(func, functools.partial) and params:
+        raise TypeError(
+            f"{loss} cannot be pickled or deep-copied: its {role} {name} is a plain function that reads "
+            "its Parameters from module globals, and a copy of the loss would hold new Parameters "
+            f"that the function never reads; {remedy}."
+        )

@@ -1,4 +1,4 @@
-"""Asymmetric errors for any FitResult, by iminuit's MINOS started at the best fit."""
+"""Errors computed again for any FitResult at its best fit: HESSE from a strategy, MINOS by iminuit."""
 
 from __future__ import annotations
 
@@ -40,3 +40,29 @@ def run_minos(result: Any, which: tuple, cl: float | None) -> ParamMap:
         for p, v in zip(result.params, (result.values[n] for n in names), strict=True):
             p.assign(v)
     return ParamMap({n: (float(minuit.merrors[n].lower), float(minuit.merrors[n].upper)) for n in wanted})
+
+
+def run_hesse(result: Any, strategy: Any) -> ParamMap:
+    """Return ``name -> sqrt(diag(2 errordef H^-1))`` with ``H`` from ``strategy`` at ``result``'s minimum."""
+    if result.loss is None:
+        raise ValueError("This FitResult does not hold its loss, so its Hessian cannot be computed.")
+    params, names = list(result.params), [p.name for p in result.params]
+    before = [p.numpy() for p in params]
+    try:
+        for p in params:
+            p.assign(result.values[p.name])  # assign: a float32 best fit may lie a rounding step past a limit
+        derivatives = result.loss.derivatives(params, strategy=strategy, hessian=True)
+    finally:
+        for p, value in zip(params, before, strict=True):
+            p.assign(value)
+    covariance, _, problem = _objective.covariance_and_edm(
+        derivatives.hessian,
+        derivatives.gradient,
+        result.loss.errordef,
+        names,
+        _objective.resolution(params),
+        hessian_error=derivatives.hessian_error,
+    )
+    if problem:
+        raise ValueError(f"hesse: {problem}; no errors from strategy {derivatives.strategy!r}.")
+    return ParamMap(dict(zip(names, np.sqrt(np.diag(covariance)).tolist(), strict=True)))

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from zgrad.minimize import _objective
+from zgrad import _registry
+from zgrad.minimize import _limits, _objective
 from zgrad.minimize.result import FitResult, ParamMap
 
 __all__ = ["Minuit"]
@@ -64,8 +65,10 @@ class Minuit:
         """Minimize ``loss`` over its floating Parameters (or ``params``) and return a :class:`FitResult`.
 
         After the fit the Parameters hold the best-fit values. Failures inside the
-        minimizer or the loss (NaN, a parameter at its limit, no convergence, an error
-        raised by the loss) give ``valid=False`` with a message saying what happened.
+        minimizer or the loss (NaN, no convergence, a covariance or exact Hessian that is not
+        positive definite, an error raised by the loss) give ``valid=False`` with a message
+        saying what happened; parameters at a limit are named in ``at_limit`` and the message
+        but leave the fit valid.
         """
         import iminuit  # 0.2 s to import: only when a fit is run
 
@@ -80,31 +83,13 @@ class Minuit:
         if _objective.needs_check(grad_name, loss):
             check = _objective.directional_check(objective, x0)
 
+        limits = [(_bound(p, "lower", -math.inf), _bound(p, "upper", math.inf)) for p in params]
         start = time.perf_counter()
-        with warnings.catch_warnings():
-            # Minuit2 calls the user's G2 whenever it can compute a Hessian, e.g. after finding a
-            # negative second derivative; iminuit 2.33 then calls g2=None and raises TypeError. So g2
-            # goes with the Hessian, although iminuit warns that it is unused.
-            warnings.filterwarnings("ignore", "hessian overrides g2", iminuit.util.IMinuitWarning)
-            minuit = iminuit.Minuit(
-                objective.fcn,
-                x0,
-                grad=objective.grad if grad_strategy is not None else None,
-                g2=objective.g2 if hess_strategy is not None else None,
-                hessian=objective.hess if hess_strategy is not None else None,
-                name=[p.name for p in params],
-            )
+        minuit = _build(iminuit, objective, x0, limits, [p.name for p in params], grad_strategy is not None)
         minuit.errordef = loss.errordef
         minuit.strategy = self.strategy
         if self.tol is not None:
             minuit.tol = self.tol
-        minuit.limits = [
-            (
-                -math.inf if getattr(p, "lower", None) is None else p.lower,
-                math.inf if getattr(p, "upper", None) is None else p.upper,
-            )
-            for p in params
-        ]
         problem = ""
         try:
             minuit.migrad()
@@ -130,16 +115,21 @@ class Minuit:
         errors = np.array(minuit.errors, dtype=float)
         for p, v in zip(params, values, strict=True):
             p.assign(v)
-        fmin = minuit.fmin
-        messages = [problem] if problem else []
+        fmin, nhess = minuit.fmin, objective.nhess
+        problems = [problem] if problem else []
         fval = float(fmin.fval) if fmin is not None else math.nan
-        if fmin is not None and not fmin.is_valid:
-            messages.append(_describe_invalid(fmin))
+        edm = float(fmin.edm) if fmin is not None else math.nan
         if fmin is not None and not math.isfinite(fval):
-            messages.append("the loss is not finite at the minimum (NaN or inf)")
+            problems.append("the loss is not finite at the minimum (NaN or inf)")
         elif problem and objective.first_nonfinite is not None:
-            messages.append(f"the loss was not finite (NaN or inf) at {objective.first_nonfinite}")
-        messages += _objective.common_problems(params, values, errors, check, grad_name)
+            problems.append(f"the loss was not finite (NaN or inf) at {objective.first_nonfinite}")
+        limited = _objective.at_limit(params, values, errors)
+        if fmin is not None:
+            verdict, edm = _verdict(
+                minuit, objective, loss, values, limited, hess_name is not None, bool(problem)
+            )
+            problems += verdict
+        problems += _objective.common_problems(check, grad_name)
         covariance = None
         if minuit.covariance is not None and fmin is not None and fmin.has_covariance:
             covariance = np.array(minuit.covariance, dtype=float)
@@ -149,9 +139,9 @@ class Minuit:
             errors=ParamMap(dict(zip(minuit.parameters, errors.tolist(), strict=True))),
             covariance=covariance,
             fmin=fval,
-            edm=float(fmin.edm) if fmin is not None else math.nan,
-            valid=not messages,
-            message="; ".join(messages),
+            edm=edm,
+            valid=not problems,
+            message="; ".join(problems + _objective.limit_note(limited)),
             nfcn=int(minuit.nfcn),
             ngrad=int(minuit.ngrad),
             wall_time=wall,
@@ -160,8 +150,37 @@ class Minuit:
             minimizer="minuit",
             loss=loss,
             gradient_check=check,
-            info={"minuit": minuit, "nhess": objective.nhess},
+            info={"minuit": minuit, "nhess": nhess},
+            at_limit=limited,
         )
+
+
+def _bound(param: Any, which: str, default: float) -> float:
+    value = getattr(param, which, None)
+    return default if value is None else value
+
+
+def _build(iminuit: Any, objective: Any, x0: np.ndarray, limits: list, names: list, gradient: bool) -> Any:
+    """Return the ``iminuit.Minuit`` of ``objective``, with its gradient and exact Hessian if it has them."""
+    hess, g2 = None, None
+    if objective.hessian_strategy is not None:
+        # Minuit2 as bundled in iminuit <= 2.33 takes a user Hessian and G2 into its internal coordinates
+        # without the curvature a limit adds (ROOT issue 22692): a parameter held at a limit keeps an EDM
+        # near g^2 / 2H, MIGRAD needs hundreds of calls, HESSE's errors are wrong, and a start near a limit
+        # can misstep. _limits adds the term; its probe leaves the callbacks alone on a Minuit2 that has
+        # ROOT PR 22700. Remove _limits once zgrad requires an iminuit bundling that fix.
+        lower, upper = zip(*limits, strict=True)
+        hess, g2 = _limits.compensate(objective.hess, objective.g2, objective.gradient_at, lower, upper)
+    with warnings.catch_warnings():
+        # Minuit2 calls the user's G2 whenever it can compute a Hessian, e.g. after finding a
+        # negative second derivative; iminuit 2.33 then calls g2=None and raises TypeError. So g2
+        # goes with the Hessian, although iminuit warns that it is unused.
+        warnings.filterwarnings("ignore", "hessian overrides g2", iminuit.util.IMinuitWarning)
+        minuit = iminuit.Minuit(
+            objective.fcn, x0, grad=objective.grad if gradient else None, g2=g2, hessian=hess, name=names
+        )
+    minuit.limits = limits
+    return minuit
 
 
 def _exact_hessian(name: str | None, strategy: Any) -> tuple[str | None, Any]:
@@ -171,13 +190,87 @@ def _exact_hessian(name: str | None, strategy: Any) -> tuple[str | None, Any]:
     return None, None
 
 
-def _describe_invalid(fmin: Any) -> str:
-    flags = (
-        ("is_above_max_edm", True, "EDM above the tolerance"),
-        ("has_reached_call_limit", True, "call limit reached"),
-        ("has_parameters_at_limit", True, "parameters at a limit"),
-        ("hesse_failed", True, "HESSE failed"),
-        ("has_posdef_covar", False, "covariance not positive definite"),
+def _verdict(
+    minuit: Any, objective: Any, loss: Any, values: np.ndarray, limited: list, exact: bool, failed: bool
+) -> tuple[list[str], float]:
+    """Return the problems that make the fit invalid, and the EDM.
+
+    Valid means: MIGRAD converged (Minuit's own verdict: EDM below the tolerance, no call
+    limit) and the covariance is positive definite, neither failed nor forced by HESSE. With an
+    exact Hessian from zgrad, the Hessian at the minimum must itself be positive definite (iminuit
+    may force a singular one positive definite and call the fit valid).
+    """
+    fmin, edm = minuit.fmin, float(minuit.fmin.edm)
+    converged, problems = bool(fmin.is_valid), []
+    params = objective.params
+    if exact and not failed:
+        problems = _exact_check(minuit, objective, values, limited)
+    problems = _describe_invalid(fmin, converged) + problems
+    if not exact and not failed and _covariance_flags(fmin):
+        problems += _name_unconstrained(loss, params, values, limited)
+    return problems, edm
+
+
+def _exact_check(minuit: Any, objective: Any, values: np.ndarray, limited: list) -> list[str]:
+    """Check the exact Hessian at the minimum, leaving out the parameters a limit holds."""
+    params = objective.params
+    try:
+        hessian, gradient = objective.hess(values), objective.grad(values)  # the second one is cached
+    except Exception as error:  # reported in the result: the fit is then invalid
+        return [f"the Hessian at the minimum could not be computed: {type(error).__name__}: {error}"]
+    held = _objective.held_at_limit(params, values, gradient, np.diag(hessian), limited)
+    names, eps = [p.name for p in params], _objective.resolution(params)
+    _, _, problem = _objective.covariance_and_edm(hessian, gradient, minuit.errordef, names, eps, held)
+    return [problem] if problem else []
+
+
+def _name_unconstrained(loss: Any, params: list, values: np.ndarray, limited: list) -> list[str]:
+    """Name the parameters a failed or forced covariance leaves free, from a numerical Hessian."""
+    try:
+        result = _registry.lookup("numerical").hessian(loss, params)
+    except Exception as error:  # only the names are missing: the fit is invalid anyway
+        return [f"the parameters not constrained could not be named: {type(error).__name__}: {error}"]
+    hessian = np.asarray(result.hessian, dtype=float)
+    gradient = np.asarray(result.gradient, dtype=float)
+    free = ~_objective.held_at_limit(params, values, gradient, np.diag(hessian), limited)
+    problem = _objective.hessian_problem(
+        hessian[np.ix_(free, free)],
+        [p.name for p, f in zip(params, free, strict=True) if f],
+        _objective.resolution(params),
+        None if result.hessian_error is None else np.asarray(result.hessian_error)[np.ix_(free, free)],
     )
-    reasons = [label for attr, bad, label in flags if bool(getattr(fmin, attr, not bad)) == bad]
-    return "MIGRAD did not converge to a valid minimum" + (f" ({', '.join(reasons)})" if reasons else "")
+    return [problem] if problem else []
+
+
+_MIGRAD_FLAGS = (
+    ("is_above_max_edm", True, "EDM above the tolerance"),
+    ("has_reached_call_limit", True, "call limit reached"),
+)
+_HESSE_FLAGS = (
+    ("hesse_failed", True, "HESSE failed"),
+    ("has_posdef_covar", False, "not positive definite"),
+    ("has_made_posdef_covar", True, "forced positive definite"),
+    ("has_accurate_covar", False, "not accurate"),
+)
+
+
+def _flags(fmin: Any, table: tuple) -> list[str]:
+    return [label for attr, bad, label in table if bool(getattr(fmin, attr)) == bad]
+
+
+def _covariance_flags(fmin: Any) -> list[str]:
+    return _flags(fmin, _HESSE_FLAGS)
+
+
+def _describe_invalid(fmin: Any, converged: bool) -> list[str]:
+    """Minuit's reasons for invalidity; a parameter at a limit is none (iminuit's is_valid agrees)."""
+    problems = []
+    if not converged:
+        reasons = _flags(fmin, _MIGRAD_FLAGS) + (["negative EDM"] if fmin.edm < 0 else [])
+        problems.append(
+            "MIGRAD did not converge to a valid minimum" + (f" ({', '.join(reasons)})" if reasons else "")
+        )
+    covariance = _covariance_flags(fmin)
+    if covariance:
+        problems.append(f"the covariance from HESSE is not usable ({', '.join(covariance)})")
+    return problems

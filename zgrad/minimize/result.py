@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from zgrad._values import set_values
+
 __all__ = ["FitResult", "ParamMap"]
 
 
@@ -58,7 +60,15 @@ class FitResult:
     fmin, edm : float
         Loss at the minimum and its estimated distance to the minimum (``g^T H^-1 g / 2``).
     valid : bool
-        Whether the fit converged to a valid minimum; ``message`` says why not.
+        Whether the fit converged: the minimizer reached its tolerance on the EDM (for
+        Minuit: MIGRAD's own verdict, no call limit) and the Hessian at the minimum is
+        positive definite (for Minuit: HESSE's covariance, neither failed nor forced positive
+        definite; an exact Hessian from zgrad is checked itself). The same answer whichever
+        strategy supplied the gradient and Hessian. A parameter at a limit does not make a fit
+        invalid (as in iminuit and RooFit): see ``at_limit``.
+    message : str
+        Why the fit is not valid (a singular Hessian names the parameters the loss does not
+        constrain), and the parameters at a limit; '' when there is nothing to say.
     nfcn, ngrad : int
         Loss evaluations and gradient evaluations requested by the minimizer.
     wall_time : float
@@ -67,6 +77,15 @@ class FitResult:
         Which strategy provided the gradient (None: the minimizer's own) and the Hessian.
     gradient_check : dict or None
         The directional check of a user-provided gradient against finite differences.
+    at_limit : list of str
+        Names of the Parameters whose best-fit value lies at a limit or within a tenth of its
+        error of one (their errors are unreliable). Also named in ``message``; not part of ``valid``.
+
+    Notes
+    -----
+    A FitResult pickles and deep-copies together with its loss and Parameters, except the live
+    ``iminuit.Minuit`` in ``info['minuit']`` (it holds the fitting objective's bound methods):
+    the copy leaves it out, and its :meth:`minos` starts a new Minuit at the best fit instead.
     """
 
     params: list
@@ -86,14 +105,16 @@ class FitResult:
     loss: Any = field(repr=False, default=None)
     gradient_check: dict | None = None
     info: dict = field(default_factory=dict, repr=False)
+    at_limit: list = field(default_factory=list)
 
     def minos(self, *params: Any, cl: float | None = None) -> ParamMap:
         """Return asymmetric ``(lower, upper)`` errors from a profile-likelihood scan (iminuit's MINOS).
 
         Parameters
         ----------
-        *params : str or Parameter
-            Which parameters; all floating ones if none are given.
+        *params : str, Parameter, or a list or tuple of them
+            Which parameters: ``minos("mu", "n_sig")`` or, as zfit writes it,
+            ``minos(["mu", "n_sig"])``; all floating ones if none are given.
         cl : float, optional
             Confidence level or number of sigmas, as iminuit's ``minos`` takes it (default 1 sigma).
 
@@ -101,10 +122,68 @@ class FitResult:
         -------
         ParamMap
             ``name -> (lower, upper)``, lower negative. The Parameters are left at the best fit.
+
+        Raises
+        ------
+        ValueError
+            If a name is not one of the fit's parameters, or the result holds no loss.
         """
         from zgrad.minimize._minos import run_minos  # iminuit is imported only when MINOS is asked for
 
-        return run_minos(self, params, cl)
+        flat = [q for p in params for q in (p if isinstance(p, (list, tuple)) else [p])]
+        return run_minos(self, tuple(flat), cl)
+
+    def hesse(self, *, strategy: Any = None) -> ParamMap:
+        """Recompute the symmetric errors at the best fit from a Hessian, as ``2 errordef H^-1``.
+
+        ``errors`` already holds the Hesse errors of the fit (zfit computed them on
+        ``result.hesse()``); this computes them again, with the Hessian of ``strategy``, to
+        compare strategies or to get errors after a fit whose covariance failed. The result
+        itself is not changed, and the Parameters keep the values they had.
+
+        Parameters
+        ----------
+        strategy : str or strategy object, optional
+            Which strategy's Hessian (``'autodiff'``, ``'numerical'``, ...); by default the
+            active strategy, read at call time. ``'minuit'`` has no Hessian to give.
+
+        Returns
+        -------
+        ParamMap
+            ``name -> error``.
+
+        Raises
+        ------
+        ValueError
+            If the result holds no loss, or the Hessian at the best fit is not positive
+            definite (the message names the parameters it leaves free).
+        zgrad.errors.GradientError
+            If the strategy provides no Hessian.
+        """
+        from zgrad.minimize._minos import run_hesse  # as minos: the error computations live apart
+
+        return run_hesse(self, strategy)
+
+    def update_params(self) -> FitResult:
+        """Set the fit's Parameters to the best-fit ``values`` and return this result.
+
+        A fit already leaves them there; call this after they were moved (a scan, another
+        fit, a toy). The counterpart of zfit's ``result.update_params()``; see also
+        :func:`zgrad.set_values`, which takes a result too and can restore on exit.
+
+        Raises
+        ------
+        ValueError
+            If a best-fit value lies outside its Parameter's limits (nothing is changed then).
+        """
+        set_values(self.params, self.values)
+        return self
+
+    def __getstate__(self) -> dict:
+        # the live Minuit holds bound methods of the fitting objective: leave it out
+        state = dict(self.__dict__)
+        state["info"] = {key: value for key, value in self.info.items() if key != "minuit"}
+        return state
 
     def __str__(self) -> str:
         lines = [f"FitResult({self.minimizer}): valid={self.valid} fmin={self.fmin:.6g} edm={self.edm:.3g}"]

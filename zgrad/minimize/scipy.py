@@ -25,7 +25,10 @@ class Scipy:
     scipy's ``success`` flag is not trusted (L-BFGS-B with default options reports
     success far from the minimum): the result is valid when the estimated distance
     to the minimum, ``edm = g^T H^-1 g / 2`` at the end point, is below
-    ``0.002 * tol * errordef`` (Minuit's criterion) and the Hessian is positive definite.
+    ``0.002 * tol * errordef`` (Minuit's criterion) and the Hessian is positive definite
+    (a singular one names the parameters the loss does not constrain). A parameter that a
+    limit holds (the loss falls beyond it) is left out of both, as in Minuit's internal
+    coordinates; parameters at a limit are named in ``at_limit`` and do not make a fit invalid.
 
     Parameters
     ----------
@@ -104,7 +107,7 @@ class Scipy:
             messages.append(f"scipy.optimize.minimize raised {type(error).__name__}: {error}")
             scipy_message = ""
         objective._set(x)
-        covariance, edm, fval, hess_problem = self._errors(objective, loss)
+        covariance, edm, fval, hess_problem, limited = self._errors(objective, loss, x)
         wall = time.perf_counter() - start
         errors = np.sqrt(np.diag(covariance)) if covariance is not None else np.full(len(params), math.nan)
         if hess_problem:
@@ -116,7 +119,7 @@ class Scipy:
             )
         if not math.isfinite(fval):
             messages.append("the loss is not finite at the end point (NaN or inf)")
-        messages += _objective.common_problems(params, x, errors, check, grad_name)
+        messages += _objective.common_problems(check, grad_name)
         names = [p.name for p in params]
         return FitResult(
             params=params,
@@ -126,7 +129,7 @@ class Scipy:
             fmin=fval,
             edm=edm,
             valid=not messages,
-            message="; ".join(messages),
+            message="; ".join(messages + _objective.limit_note(limited)),
             nfcn=objective.nfcn,
             ngrad=objective.ngrad,
             wall_time=wall,
@@ -136,20 +139,34 @@ class Scipy:
             loss=loss,
             gradient_check=check,
             info={"scipy_message": scipy_message, "nhess": objective.nhess},
+            at_limit=limited,
         )
 
     @staticmethod
-    def _errors(objective: Any, loss: Any) -> tuple[np.ndarray | None, float, float, str]:
+    def _errors(
+        objective: Any, loss: Any, x: np.ndarray
+    ) -> tuple[np.ndarray | None, float, float, str, list]:
+        """Return ``(covariance, edm, value, problem, names at a limit)`` at the end point ``x``.
+
+        A parameter that a limit holds (the loss falls towards the limit) is left out of the
+        EDM and of the Hessian check, as Minuit's internal coordinates leave it out.
+        """
+        params = objective.params
         try:
-            result = objective.hessian_strategy.hessian(loss, objective.params)
+            result = objective.hessian_strategy.hessian(loss, params)
         except Exception as error:  # reported in the result's message
-            return (
-                None,
-                math.nan,
-                math.nan,
-                f"the Hessian could not be computed: {type(error).__name__}: {error}",
-            )
+            problem = f"the Hessian could not be computed: {type(error).__name__}: {error}"
+            return None, math.nan, float(loss.value()), problem, _objective.at_limit(params, x)
         hessian = np.asarray(result.hessian, dtype=float)
         gradient = np.asarray(result.gradient, dtype=float)
-        covariance, edm, problem = _objective.covariance_and_edm(hessian, gradient, loss.errordef)
-        return covariance, edm, float(result.value), problem
+        diagonal = np.diag(hessian)
+        # errors from the diagonal alone, to tell which parameters sit within a tenth of one of a limit
+        rough = np.sqrt(2.0 * loss.errordef / np.where(diagonal > 0, diagonal, math.nan))
+        held = _objective.held_at_limit(params, x, gradient, diagonal, _objective.at_limit(params, x, rough))
+        names, eps = [p.name for p in params], _objective.resolution(params)
+        covariance, edm, problem = _objective.covariance_and_edm(
+            hessian, gradient, loss.errordef, names, eps, held, result.hessian_error
+        )
+        errors = np.sqrt(np.diag(covariance)) if covariance is not None else rough
+        limited = _objective.at_limit(params, x, np.where(np.isfinite(errors), errors, rough))
+        return covariance, edm, float(result.value), problem, limited

@@ -17,7 +17,7 @@ import tensorflow as tf
 from scipy import special
 
 from zgrad import _policy
-from zgrad.models import _jets
+from zgrad.models import _jets, _sampling
 from zgrad.models._base import BasePDF
 from zgrad.models._closed_form import (
     _location_scale_terms,
@@ -77,6 +77,18 @@ class Gauss(BasePDF):
         mu, sigma = self._params["mu"], self._params["sigma"]
         scale = sigma * _SQRT2
         return sigma * _SQRT_HALF_PI * (tf.math.erf((upper - mu) / scale) - tf.math.erf((lower - mu) / scale))
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        # inverse CDF of the truncated normal, at the Parameters' values read once
+        values = _values(self)
+        mu, sigma = values["mu"], values["sigma"]
+        if not (math.isfinite(mu) and 0.0 < sigma < math.inf):
+            raise ValueError(
+                f"{self.name}: cannot sample with mu={mu}, sigma={sigma}; sigma must be positive."
+            )
+        lower, upper = self._obs.limits
+        t = _sampling.truncated_normal(rng.random(n), (lower - mu) / sigma, (upper - mu) / sigma)
+        return np.clip(mu + sigma * t, lower, upper)
 
     def log_pdf_derivatives(self, x: Any) -> dict[str, np.ndarray | None]:
         """Return ``d log pdf(x) / d param`` for ``'mu'`` and ``'sigma'``, in closed form (NumPy).
@@ -155,6 +167,12 @@ class Exponential(BasePDF):
         highest = tf.where(self._rising(), upper, lower)
         width = upper - lower
         return tf.exp(lam * (highest - self._reference())) * width * _expm1_ratio(-abs_lam * width)
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        lam = _values(self)["lam"]
+        if not math.isfinite(lam):
+            raise ValueError(f"{self.name}: cannot sample with lam={lam}; it must be finite.")
+        return _sampling.truncated_exponential(rng.random(n), lam, *self._obs.limits)
 
     def log_pdf_derivatives(self, x: Any) -> dict[str, np.ndarray | None]:
         """Return ``{'lam': d log pdf(x) / d lam}`` in closed form (NumPy): ``x - E[x]``.
@@ -468,10 +486,14 @@ def _require_positive(model: BasePDF, role: str) -> None:
         raise ValueError(f"{type(model).__name__}: parameter {role!r} must be positive; got {value}.")
 
 
+def _values(model: BasePDF) -> dict[str, float]:
+    """Return the Parameters' current values by role, read once (for sampling)."""
+    return {role: float(param.value()) for role, param in model.params.items()}
+
+
 def _eager_inputs(model: BasePDF, x: Any) -> tuple[np.ndarray, dict[str, float]]:
     if _policy.in_trace():
         raise RuntimeError(
             f"{type(model).__name__}.log_pdf_derivatives works on NumPy values; call it eagerly."
         )
-    values = {role: float(param.numpy()) for role, param in model.params.items()}
-    return np.asarray(x, dtype=float), values
+    return np.asarray(x, dtype=float), _values(model)

@@ -13,6 +13,9 @@ from zgrad.models.analytic import _eager_inputs
 
 __all__ = ["Sum"]
 
+# a last fraction this far below zero is rounding of fractions that sum to one
+_ROUNDING = 8 * np.finfo(np.float64).eps
+
 
 class Sum(BasePDF):
     """A weighted sum of PDFs on one observable, normalised over its range.
@@ -180,6 +183,36 @@ class Sum(BasePDF):
             return self.expected_events()
         # the fractions sum to one by construction: no rounding, and no spurious dependence on them
         return tf.constant(1.0, self._dtype())
+
+    # --- sampling -----------------------------------------------------------------------------
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        # the number of events per component from a multinomial, each component drawn by its own
+        # sampler, then one shuffle so that the events are not ordered by component
+        weights = self._weight_values()
+        if min(weights) < 0.0:
+            # a negative weight: the components cannot be drawn apart; the whole density is
+            # drawn by accept-reject (correct wherever the sum itself is a density)
+            return super()._draw(n, rng)
+        counts = rng.multinomial(n, weights / weights.sum())
+        x = np.concatenate([pdf._draw(int(k), rng) for k, pdf in zip(counts, self._pdfs, strict=True)])
+        rng.shuffle(x)
+        return x
+
+    def _weight_values(self) -> np.ndarray:
+        """Return the weights, read once: the yields, or the fractions and 1 minus their sum."""
+        values = [float(w.value()) for w in self._weights]
+        if not self._extended:
+            last = 1.0 - sum(values)
+            # fractions that sum to one leave a last weight of a few ulp below zero: that is zero
+            values.append(0.0 if -_ROUNDING < last < 0.0 else last)
+        weights = np.array(values)
+        if not (np.all(np.isfinite(weights)) and weights.sum() > 0.0):
+            kind = "yields" if self._extended else "fractions (the last is 1 - the others)"
+            raise ValueError(
+                f"{self.name}: cannot sample with {kind} {values}: they must be finite with a positive sum."
+            )
+        return weights
 
     # --- closed-form derivatives --------------------------------------------------------------
 

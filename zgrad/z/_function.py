@@ -145,9 +145,7 @@ class GraphFunction:
         flat = _signature.flatten(args, kwargs)
         key = (mode, _policy.get_chunksize(), _registry.generation(), flat.signature)
         cache = self._cache if instance is None else self._cache_for(instance)
-        traced, created = cache.get_or_create(
-            key, lambda: self._make_trace(instance, flat.signature, flat.static)
-        )
+        traced, created = cache.get_or_create(key, lambda: self._make_trace(instance, flat))
         try:
             result = traced(*flat.dynamic)
         except BaseException:
@@ -166,6 +164,27 @@ class GraphFunction:
             )
         return result
 
+    def _prepare(self, instance: Any, args: tuple, kwargs: dict) -> tuple[Callable, list] | None:
+        """Trace (or find) the graph of a call now and return ``(concrete function, flat inputs)``.
+
+        For hot loops that call one graph many times with new tensor inputs of the same
+        shapes: ``function(*inputs)`` with some inputs replaced skips the policy lookup, the
+        key and the argument handling of every call. Only for calls that the policy traces and
+        that take :class:`~zgrad.z._signature.AnyLength` data (their graph is a concrete
+        function, traced when the entry is created); None otherwise.
+        """
+        mode = _policy.effective()
+        if _policy.in_trace() or not mode.traces(self.kind):
+            return None
+        args, kwargs = self._canonical(instance, args, kwargs)
+        flat = _signature.flatten(args, kwargs)
+        if not flat.relaxed:
+            return None
+        key = (mode, _policy.get_chunksize(), _registry.generation(), flat.signature)
+        cache = self._cache if instance is None else self._cache_for(instance)
+        traced, _ = cache.get_or_create(key, lambda: self._make_trace(instance, flat))
+        return traced, list(flat.dynamic)
+
     def _canonical(self, instance: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         # f(x, y=1.0) and f(x, 1.0) are the same call: moving keywords to their positions lets them
         # share one trace instead of tracing once per spelling
@@ -176,17 +195,25 @@ class GraphFunction:
         return bound.args[len(lead) :], bound.kwargs
 
     def _python_call(self, instance: Any, args: tuple, kwargs: dict) -> Any:
+        args, kwargs = _signature.unwrap(args, kwargs)
         if instance is None:
             return self._func(*args, **kwargs)
         return self._func(instance, *args, **kwargs)
 
-    def _make_trace(self, instance: Any, signature: Any, static: list) -> Callable:
+    def _make_trace(self, instance: Any, flat: _signature.Flat) -> Callable:
         # Variables created during a first trace make tf.function trace twice; the random generator
         # is the one zgrad creates, so it is made eagerly here and trace counts stay exact.
         random.generator()
         instance_ref = None if instance is None else weakref.ref(instance)
-        body = _TraceBody(self._func, instance_ref, signature, static, self._tf_options["jit_compile"])
-        return tf.function(body, **self._tf_options)
+        xla = self._tf_options["jit_compile"]
+        body = _TraceBody(self._func, instance_ref, flat.signature, flat.static, xla)
+        traced = tf.function(body, **self._tf_options)
+        if not flat.relaxed:
+            return traced
+        # Data of unknown length: trace now for shape [None] and keep the concrete function. Every
+        # other input has the dtype and shape of its key, so the key alone selects it; calling it
+        # directly also skips tf.function's own dispatch (~0.1 ms), which repeated fits feel.
+        return traced.get_concrete_function(*_signature.specs(flat))
 
     def _cache_for(self, instance: Any) -> _cache.TraceCache:
         key = id(instance)
@@ -258,6 +285,10 @@ class _BoundGraphFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._graph_function._call(self._instance, args, kwargs)
 
+    def prepare(self, *args: Any, **kwargs: Any) -> tuple[Callable, list] | None:
+        """Return ``(concrete function, flat inputs)`` of this call's graph (``GraphFunction._prepare``)."""
+        return self._graph_function._prepare(self._instance, args, kwargs)
+
     @property
     def __wrapped__(self) -> Callable:
         return self._graph_function.__wrapped__
@@ -271,6 +302,10 @@ class _BoundGraphFunction:
         if name in _BOUND_METADATA:
             return getattr(self._graph_function, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __reduce__(self) -> tuple:
+        # as Python pickles a bound method: the instance, and the attribute looked up again on it
+        return getattr, (self._instance, self._graph_function.__name__)
 
     def __repr__(self) -> str:
         return f"<bound {self._graph_function!r} of {self._instance!r}>"
