@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import zgrad
+from zgrad.toystudy._execute import connect_dask
 
 __all__ = ["DaskCluster", "InProcess", "LocalProcesses", "execute", "make_executor"]
 
@@ -113,13 +114,9 @@ class DaskCluster:
     name = "dask"
 
     def __init__(self, address: str) -> None:
-        try:
-            import distributed
-        except ImportError as exc:  # optional dependency: say how to get it
-            raise ImportError(_DASK_HINT) from exc
+        # a malformed address is refused before a client exists (one that failed to start hangs at exit)
+        self._distributed, self._client = connect_dask(address, "--scheduler", _DASK_HINT)
         self.address = address
-        self._distributed = distributed
-        self._client = distributed.Client(address, set_as_default=False)
 
     def describe(self) -> dict[str, Any]:
         """Return what the report records about the executor."""
@@ -152,6 +149,8 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> A
         If both are given, or ``workers`` is not a positive int.
     ImportError
         If ``scheduler`` is given and dask.distributed is not installed (with the install hint).
+    ValueError
+        Also if ``scheduler`` is not a well-formed address (before any connection is tried).
 
     Examples
     --------

@@ -23,9 +23,10 @@ from validation.fits import FIT_AGREEMENT, PULL_SIGMAS
 from validation.reference import RTOL
 from validation.report import environment, summarize
 from validation.runner import SuiteResult
+from zgrad import _files
 from zgrad.checks import _plots
 
-__all__ = ["write_html"]
+__all__ = ["render_html", "write_html"]
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1150px; color: #222;
@@ -337,9 +338,12 @@ def _stored(result: SuiteResult) -> str:
 
 
 def write_html(result: SuiteResult, directory: str | Path) -> Path:
-    """Write ``index.html`` for ``result`` into ``directory`` and return its path."""
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``index.html`` for ``result`` into ``directory`` (atomically) and return its path."""
+    return _files.write_text(Path(directory) / "index.html", render_html(result))
+
+
+def render_html(result: SuiteResult) -> str:
+    """Return the page ``index.html`` for ``result``."""
     sections = [
         ("Summary: cases x strategies", _summary(result)),
         ("Failures", _failures(result)),
@@ -368,6 +372,4 @@ def write_html(result: SuiteResult, directory: str | Path) -> Path:
         + "".join(f"<h2>{title}</h2>{body}" for title, body in sections)
         + f"<h2>Environment</h2><table>{env}</table></body></html>\n"
     )
-    path = folder / "index.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    return page

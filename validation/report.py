@@ -46,6 +46,7 @@ from validation.derivatives import Row
 from validation.fits import FIT_AGREEMENT
 from validation.reference import RTOL
 from validation.runner import SuiteResult
+from zgrad import _files
 from zgrad.checks import report as _checks_report
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "format_table",
     "format_toys",
     "print_table",
+    "render",
     "summarize",
     "to_json",
     "write",
@@ -331,14 +333,14 @@ def to_json(result: SuiteResult) -> dict[str, Any]:
     )
 
 
+def render(result: SuiteResult) -> str:
+    """Return the text of ``report.json`` (strict JSON)."""
+    return json.dumps(to_json(result), indent=1, allow_nan=False) + "\n"
+
+
 def write(result: SuiteResult, directory: str | os.PathLike) -> Path:
-    """Write ``report.json`` into ``directory`` (created if needed) and return its path."""
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "report.json"
-    text = json.dumps(to_json(result), indent=1, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
-    return path
+    """Write ``report.json`` into ``directory`` (created if needed, atomically) and return its path."""
+    return _files.write_text(Path(directory) / "report.json", render(result))
 
 
 def print_table(result: SuiteResult, file: Any = None) -> None:

@@ -1,52 +1,73 @@
-"""Finite differences on NumPy callables, with honest error estimates and counted evaluations.
+"""The one finite-difference engine: every numerical derivative in zgrad is computed here.
 
-Everything here works on a plain callable ``f(x) -> scalar`` of a float64 vector ``x``
-and never looks at TensorFlow: the numerical gradient strategy and the ``z.py_function``
-bridge both build on it. Two budgets:
+Everything works on plain NumPy callables and never looks at TensorFlow. The numerical gradient
+strategy, the ``z.py_function`` bridge and the minimizers' directional gradient check all call
+it, and every function returns one :class:`FiniteResult` (estimate, error, evaluations, status).
 
-- :func:`central_gradient` (*fast*): one central difference per component, 2 evaluations
-  each, a second-order three-point one-sided rule (also 2 evaluations) near a limit.
-- :func:`extrapolated_gradient` (*accurate*): numdifftools' Richardson/Wynn extrapolation
-  over a decreasing sequence of steps, at most ``30 n + 1`` evaluations, ``f(x)`` included.
+- :func:`gradient`, budget ``'fast'``: one central difference per component, ``2 n``
+  evaluations; a second-order three-point one-sided rule (also 2 evaluations) near a limit.
+- :func:`gradient`, budget ``'accurate'``: numdifftools' Richardson/Wynn extrapolation over a
+  decreasing sequence of steps, at most ``30 n + 1`` evaluations, ``f(x)`` included.
+- :func:`hessian`: extrapolated second differences, exactly symmetric.
+- :func:`directional`: the accurate derivative along a direction, inside a box.
+- :func:`array_derivative`: central differences of an array-valued function, elementwise or a
+  full Jacobian (the bridge's vector-Jacobian products contract it).
 
-Steps never leave ``[lower, upper]``. numdifftools' own error estimate measures how well the
-extrapolation converged but ignores floating-point rounding, so a *rounding floor* is added to
-it (see :func:`_rounding_floor`). numdifftools is imported on first use (it takes ~0.4 s).
+The step rule lives here and nowhere else (:func:`first_step`, :data:`ACCURATE_FRACTION`):
+steps scale with each component's ``scale`` and the resolution of the function's dtype, and
+never leave ``[lower, upper]``. Close to a limit (closer than ``4`` largest steps) the accurate
+gradient also differentiates in ``u = log(distance to the limit)``, a stencil that can neither
+reach the limit nor straddle a singularity there, and keeps the one-sided estimate only where
+both agree (status ``'near-limit'`` otherwise). Error estimates add a floor for rounding and for
+evaluation noise measured from the evaluations themselves (see :mod:`zgrad._stencils`).
+numdifftools is imported on first use (it takes ~0.4 s).
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["central_gradient", "extrapolated_gradient", "extrapolated_hessian"]
+from zgrad import _stencils as st
+from zgrad._stencils import STATUS_NEAR_LIMIT, STATUS_NONFINITE, STATUS_OK, STATUS_ONE_SIDED, STATUS_ROUNDING
 
-# The status codes of zgrad.gradients.result, repeated here because the ground layer must not
-# import the strategy layer; a test asserts that both spellings agree.
-STATUS_OK = "ok"
-STATUS_ROUNDING = "rounding-limited"
-STATUS_ONE_SIDED = "one-sided"
-STATUS_NONFINITE = "non-finite"
+__all__ = [
+    "ACCURATE_FRACTION",
+    "FiniteResult",
+    "STATUS_NEAR_LIMIT",
+    "STATUS_NONFINITE",
+    "STATUS_OK",
+    "STATUS_ONE_SIDED",
+    "STATUS_ROUNDING",
+    "array_derivative",
+    "directional",
+    "first_step",
+    "gradient",
+    "hessian",
+]
 
+BUDGETS = ("accurate", "fast")
+#: Largest step of the accurate sequences (gradient and Hessian), as a fraction of the scale.
+ACCURATE_FRACTION = 0.1
 #: Steps shrink by this ratio along the extrapolation sequence.
 _STEP_RATIO = 2.0
 #: Steps per gradient component: a central rule costs 2 evaluations a step, so a component
 #: costs at most 2 * 15 = 30 evaluations and a gradient 30 n + 1 with the shared f(x).
 _NUM_STEPS = 15
+#: Near a limit: the one-sided rule takes 15 steps (15 evaluations), the rule in log-distance
+#: 7 central steps (14): together at most 29, inside the same budget.
+_NUM_STEPS_LOCAL = 7
+#: The largest step of the rule in ``u = log(distance to the limit)``: the stencil spans
+#: distances from ``exp(-0.5)`` to ``exp(0.5)`` times the present one.
+_LOCAL_STEP = 0.5
+#: A limit closer than this many largest steps counts as near.
+_NEAR = 4.0
 #: Steps per Hessian sequence (a central Hessian costs 2 n**2 evaluations a step); five are
 #: the fewest that numdifftools can extrapolate with Richardson and then Wynn's epsilon.
 _NUM_STEPS_HESSIAN = 8
-#: A central rule may shrink its steps by up to this factor to fit between the limits before
-#: a one-sided rule (less accurate for the same steps) is used instead.
-_MAX_CENTRAL_SHRINK = 8.0
-#: Keep evaluation points this fraction of the room away from a limit, so that rounding in
-#: ``x + h`` cannot step over it; the evaluation wrapper clips as a last guard.
-_LIMIT_MARGIN = 1e-9
-#: An evaluation is taken to be accurate to this many units of ``eps * |f|``.
-_NOISE_ULPS = 2.0
 #: How much the final estimate amplifies noise of size ``delta`` in the f values, in units of
 #: ``delta / h_final`` (``h_final``: numdifftools' ``final_step``). Measured on smooth functions
 #: plus uniform noise: the 99th percentile was 6.5 (central) and 41 (one-sided).
@@ -56,336 +77,72 @@ _AMPLIFY_HESSIAN = {0: 20.0, 1: 100.0}
 #: A plain central difference amplifies noise ``delta`` by ``1 / h``; the three-point
 #: one-sided rule ``(-3 f0 + 4 f1 - f2) / 2h`` by ``(3 + 4 + 1) / 2h``.
 _AMPLIFY_FAST = {0: 1.0, 1: 4.0, -1: 4.0}
-
 _METHODS = {0: "central", 1: "forward", -1: "backward"}
 
 
-class _Counted:
-    """Evaluate ``f`` on float64 vectors: count calls, check the output, track magnitude and dtype.
+@dataclass(frozen=True)
+class FiniteResult:
+    """A finite-difference derivative with its error estimate, cost and status.
 
-    ``f(x0)`` is served from memory once known, so numdifftools' own call at the centre
-    costs nothing. User code runs under the floating-point error settings that were in
-    force when the wrapper was made, not numdifftools' ``errstate``.
-    """
-
-    def __init__(self, f: Callable[[np.ndarray], Any], x0: np.ndarray, lower: np.ndarray, upper: np.ndarray):
-        self._f = f
-        self._x0 = x0
-        self._lower = lower
-        self._upper = upper
-        self._errstate = np.geterr()
-        self.f0: float | None = None
-        #: values computed ahead of time for whole batches of points, by their bytes
-        self._prefetched: dict[bytes, Any] = {}
-        self.n = 0
-        self.eps = float(np.finfo(np.float64).eps)
-        self.max_abs = 0.0
-        self.low = self.high = 0.0
-        self.nonfinite = False
-
-    def __call__(self, x: np.ndarray) -> float:
-        x = np.clip(np.asarray(x, dtype=np.float64), self._lower, self._upper)
-        if self.f0 is not None and np.array_equal(x, self._x0):
-            return self.f0
-        raw = self._prefetched.pop(x.tobytes(), None)
-        if raw is None:
-            with np.errstate(**self._errstate):
-                raw = self._f(x)
-        self.n += 1
-        value = _as_float(raw, self)
-        if np.isfinite(value):
-            self.max_abs = max(self.max_abs, abs(value))
-            self.low, self.high = min(self.low, value), max(self.high, value)
-        else:
-            self.nonfinite = True
-        return value
-
-    def prefetch(self, f_batch: Callable[[np.ndarray], Any], points: list[np.ndarray]) -> None:
-        """Evaluate ``points`` in one call of ``f_batch``; later calls at those points use the values."""
-        points = [np.clip(p, self._lower, self._upper) for p in points]
-        with np.errstate(**self._errstate):
-            values = list(f_batch(np.stack(points)))
-        if len(values) != len(points):
-            raise ValueError(f"f_batch returned {len(values)} values for {len(points)} points.")
-        self._prefetched.update((p.tobytes(), v) for p, v in zip(points, values, strict=True))
-
-    def reset_window(self) -> None:
-        """Start tracking magnitude, spread and finiteness afresh (per component), keeping f(x0)."""
-        finite = self.f0 is not None and bool(np.isfinite(self.f0))
-        self.max_abs = abs(self.f0) if finite else 0.0
-        self.low = self.high = self.f0 if finite else 0.0
-        self.nonfinite = not finite
-
-    def slope_scale(self, reach: float) -> float:
-        """How much f varied in this window per unit of the largest excursion ``reach``."""
-        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: the status says non-finite
-            return (self.high - self.low) / reach
-
-
-def _as_float(raw: Any, counter: _Counted) -> float:
-    value = np.asarray(raw)
-    if value.dtype.kind not in "fiu" or value.size != 1:
-        raise ValueError(
-            f"The function must return a real scalar; got {type(raw).__name__} with shape "
-            f"{value.shape} and dtype {value.dtype}."
-        )
-    if value.dtype.kind == "f":
-        # a float32 (or float16) result is only that accurate, whatever it is converted to later
-        counter.eps = max(counter.eps, float(np.finfo(value.dtype).eps))
-    return float(value.reshape(()))
-
-
-def _prepare(
-    x: Any, steps: Any, lower: Any, upper: Any, x_eps: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    x = np.array(x, dtype=np.float64, ndmin=1)
-    if x.ndim != 1 or not np.all(np.isfinite(x)):
-        raise ValueError(f"x must be a finite 1-D array; got {x!r}.")
-    n = x.size
-    steps = np.broadcast_to(np.asarray(steps, dtype=np.float64), (n,)).copy()
-    if not np.all(np.isfinite(steps) & (steps > 0)):
-        raise ValueError(f"steps must be positive and finite; got {steps!r}.")
-    lo = np.full(n, -np.inf) if lower is None else np.broadcast_to(np.asarray(lower, float), (n,)).copy()
-    hi = np.full(n, np.inf) if upper is None else np.broadcast_to(np.asarray(upper, float), (n,)).copy()
-    lo = np.where(np.isnan(lo), -np.inf, lo)
-    hi = np.where(np.isnan(hi), np.inf, hi)
-    if np.any(x < lo) or np.any(x > hi):
-        raise ValueError(f"x = {x!r} lies outside the limits [{lo!r}, {hi!r}].")
-    if np.any(lo >= hi):
-        raise ValueError(f"Every lower limit must be below its upper limit; got [{lo!r}, {hi!r}].")
-    eps64 = float(np.finfo(np.float64).eps)
-    x_eps = np.broadcast_to(np.asarray(eps64 if x_eps is None else x_eps, float), (n,)).copy()
-    return x, steps, lo, hi, x_eps
-
-
-def _plan(x: float, step: float, lo: float, hi: float, reach: float) -> tuple[int, float]:
-    """Choose the rule for one component: ``(side, step)``, side 0 central, +1 forward, -1 backward.
-
-    ``reach`` is how many steps the rule goes out from ``x``. A central rule is kept, with its
-    steps shrunk to fit, while that costs at most a factor ``_MAX_CENTRAL_SHRINK``; otherwise the
-    one-sided rule goes towards the side with more room.
-    """
-    room_lo = (x - lo) * (1.0 - _LIMIT_MARGIN)
-    room_hi = (hi - x) * (1.0 - _LIMIT_MARGIN)
-    want = reach * step
-    room = min(room_lo, room_hi)
-    if room >= want:
-        return 0, step
-    if room * _MAX_CENTRAL_SHRINK >= want:
-        return 0, room / reach
-    side = 1 if room_hi >= room_lo else -1
-    return side, min(step, max(room_lo, room_hi) / reach)
-
-
-def _rounding_floor(
-    amplify: float, eps: float, magnitude: float, x_eps: float, x: float, slope: float, step: float
-) -> float:
-    """Error a derivative estimate can owe to rounding alone.
-
-    Each f value is taken to be wrong by up to ``delta = _NOISE_ULPS * eps * |f|``, plus what
-    rounding the input coordinate to its own precision does to f (``x_eps * |x * df/dx|``).
-    The estimate amplifies ``delta`` by ``amplify / step``.
-    """
-    delta = _NOISE_ULPS * (eps * magnitude + x_eps * abs(x * slope))
-    return amplify * delta / step
-
-
-def _status(
-    side: int,
-    value: float,
-    error: float,
-    floor: float,
-    truncation: float,
-    eps: float,
-    nonfinite: bool,
-    slope_scale: float,
-) -> str:
-    """Per-component status: non-finite, else rounding-limited, else one-sided, else ok.
-
-    Rounding-limited means the rounding floor dominates the error and exceeds ``sqrt(eps)``
-    relative to the larger of the slope and ``slope_scale`` (how much f varied over the steps,
-    per unit step: the yardstick where the slope itself is zero, e.g. at a minimum): more than
-    half the digits are lost to rounding.
-    """
-    if nonfinite or not (np.isfinite(value) and np.isfinite(error)):
-        return STATUS_NONFINITE
-    if floor > truncation and floor > np.sqrt(eps) * max(abs(value), slope_scale):
-        return STATUS_ROUNDING
-    return STATUS_ONE_SIDED if side else STATUS_OK
-
-
-def central_gradient(
-    f: Callable[[np.ndarray], Any],
-    x: Any,
-    steps: Any,
-    lower: Any = None,
-    upper: Any = None,
-    f0: float | None = None,
-    *,
-    full_output: bool = False,
-    x_eps: Any = None,
-    f_batch: Callable[[np.ndarray], Any] | None = None,
-) -> tuple[np.ndarray, int] | tuple[np.ndarray, np.ndarray, int, tuple[str, ...]]:
-    """Gradient by one central difference per component: the fast budget, ``2 n`` evaluations.
-
-    Near a limit, where ``x ± step`` would leave ``[lower, upper]``, the component uses the
-    second-order one-sided rule ``±(-3 f(x) + 4 f(x ± h) - f(x ± 2h)) / 2h`` (also two
-    evaluations, ``f(x)`` shared). No evaluation point lies outside the limits.
-
-    Parameters
+    Attributes
     ----------
-    f : callable
-        ``f(x)`` for a float64 vector ``x``, returning a real scalar.
-    x : array_like, shape (n,)
-        The point.
-    steps : array_like, shape (n,) or scalar
-        Step per component (shrunk where the limits leave less room).
-    lower, upper : array_like, optional
-        Limits per component (``None``, ``±inf`` or NaN: unbounded).
-    f0 : float, optional
-        ``f(x)`` if already known; otherwise it is evaluated (one more evaluation).
-    full_output : bool, default False
-        Also return a crude error estimate per component and a status per component.
-    x_eps : array_like, optional
-        Relative precision in which ``f`` really receives each coordinate (default float64's
-        eps); it enters the rounding part of the error estimate.
-    f_batch : callable, optional
-        ``f_batch(points)`` for an array of shape ``(2 n, n)`` returning the ``2 n`` values at
-        once (e.g. a loss evaluating several parameter points in one graph call); the same
-        points and the same count of evaluations as with ``f`` alone.
-
-    Returns
-    -------
-    gradient : ndarray, shape (n,)
-    error : ndarray, shape (n,)
-        Only with ``full_output``: ``|f''| h / 2`` from the same evaluations (the size of the
-        first neglected term of a *one-sided* rule, so usually pessimistic for a central one)
-        plus the rounding floor.
+    estimate : ndarray
+        The derivative: shape ``(n,)`` for a gradient, ``(n, n)`` for a Hessian, ``(1,)`` for a
+        directional derivative, the derivative array's shape for :func:`array_derivative`.
+    error : ndarray
+        Estimated absolute error, of the estimate's shape.
     n_evals : int
-        Evaluations of ``f`` made here: ``2 n``, plus one when ``f0`` was not given.
+        Evaluations of the function made (a given ``f(x)`` is not counted).
     status : tuple of str
-        Only with ``full_output``: ``'ok'``, ``'one-sided'``, ``'rounding-limited'`` or
-        ``'non-finite'`` per component.
+        Per component: ``'ok'``, ``'one-sided'``, ``'near-limit'``, ``'rounding-limited'`` or
+        ``'non-finite'`` (for :func:`array_derivative`: one entry for the whole array).
+
+    Examples
+    --------
+    >>> from zgrad._finite import gradient
+    >>> r = gradient(lambda v: v[0] ** 2, [3.0], 1.0)
+    >>> round(float(r.estimate[0]), 9), r.status, bool(r.error[0] < 1e-9), r.n_evals <= 31
+    (6.0, ('ok',), True, True)
+    """
+
+    estimate: np.ndarray
+    error: np.ndarray
+    n_evals: int
+    status: tuple[str, ...]
+
+
+def first_step(scale: Any, eps: Any, depth: int = 0) -> np.ndarray:
+    """Return the step of a single central difference: ``noise**(1/3) * scale``.
+
+    ``noise`` is the relative accuracy of what is differenced: ``eps`` for a function, and for
+    a derivative of depth ``d`` (itself a difference quotient) ``eps**((2/3)**d)``: the
+    accuracy a central difference with the optimal step leaves.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from zgrad._finite import central_gradient
-    >>> g, n = central_gradient(lambda v: (v[0] - 1.0) ** 2 + v[1] ** 3, [3.0, 2.0], 1e-5)
-    >>> np.round(g, 6).tolist(), n
-    ([4.0, 12.0], 5)
-    >>> g, n = central_gradient(lambda v: v[0] ** 2, [1.0], 1e-5, lower=0.0, upper=1.0)
-    >>> round(float(g[0]), 6), n
-    (2.0, 3)
+    >>> from zgrad._finite import first_step
+    >>> eps = np.finfo(np.float64).eps
+    >>> [float(np.round(first_step(1.0, eps, d), 6)) for d in (0, 1)]
+    [6e-06, 0.000331]
     """
-    x, steps, lo, hi, x_eps = _prepare(x, steps, lower, upper, x_eps)
-    counted = _Counted(f, x, lo, hi)
-    counted.f0 = counted(x) if f0 is None else float(f0)
-    n = x.size
-    gradient, error = np.empty(n), np.empty(n)
-    status: list[str] = []
-    plans = [_fast_plan(x[i], steps[i], lo[i], hi[i]) for i in range(n)]
-    if f_batch is not None:
-        counted.prefetch(f_batch, [p for i, plan in enumerate(plans) for p in _points(x, i, *plan)])
-    for i in range(n):
-        counted.reset_window()
-        side, h = plans[i]
-        g, curvature, h_used = _difference(counted, x, i, side, h)
-        floor = _rounding_floor(_AMPLIFY_FAST[side], counted.eps, counted.max_abs, x_eps[i], x[i], g, h_used)
-        truncation = abs(curvature) * h_used / 2.0
-        gradient[i] = g
-        error[i] = truncation + floor if np.isfinite(g) else np.inf
-        status.append(
-            _status(
-                side,
-                g,
-                error[i],
-                floor,
-                truncation,
-                counted.eps,
-                counted.nonfinite,
-                counted.slope_scale(h_used * (2.0 if side else 1.0)),
-            )
-        )
-    if full_output:
-        return gradient, error, counted.n, tuple(status)
-    return gradient, counted.n
+    noise = np.asarray(eps, dtype=np.float64) ** ((2.0 / 3.0) ** depth)
+    return np.cbrt(noise) * np.asarray(scale, dtype=np.float64)
 
 
-def _fast_plan(x: float, step: float, lo: float, hi: float) -> tuple[int, float]:
-    side, h = _plan(x, step, lo, hi, reach=1.0)
-    return _plan(x, step, lo, hi, reach=2.0) if side else (side, h)
-
-
-def _points(x: np.ndarray, i: int, side: int, h: float) -> list[np.ndarray]:
-    """Return the points :func:`_difference` evaluates for component ``i`` (same rounding)."""
-    offsets = (h, -h) if side == 0 else (side * h, 2.0 * side * h)
-    out = []
-    for t in offsets:
-        point = x.copy()
-        point[i] = x[i] + t
-        out.append(point)
-    return out
-
-
-def _difference(counted: _Counted, x: np.ndarray, i: int, side: int, h: float) -> tuple[float, float, float]:
-    """:func:`_difference_unguarded` without NumPy warnings for non-finite values."""
-    # Non-finite loss values (inf - inf) are reported through the component's status
-    # ('non-finite'), not as NumPy warnings, which a warnings-as-errors setting would raise.
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        return _difference_unguarded(counted, x, i, side, h)
-
-
-def _difference_unguarded(
-    counted: _Counted, x: np.ndarray, i: int, side: int, h: float
-) -> tuple[float, float, float]:
-    """One difference quotient for component ``i``: ``(slope, curvature, |step|)``.
-
-    The steps actually taken, ``(x + h) - x`` after rounding, are used in the formulas.
-    """
-
-    def at(t: float) -> tuple[float, float]:
-        point = x.copy()
-        point[i] = np.clip(x[i] + t, counted._lower[i], counted._upper[i])
-        return counted(point), point[i] - x[i]
-
-    f0 = counted.f0
-    if side == 0:
-        f_plus, h_plus = at(h)
-        f_minus, h_minus = at(-h)
-        h_minus = -h_minus
-        slope = (f_plus - f_minus) / (h_plus + h_minus)
-        curvature = 2.0 * (h_minus * f_plus + h_plus * f_minus - (h_plus + h_minus) * f0)
-        curvature /= h_plus * h_minus * (h_plus + h_minus)
-        return slope, curvature, min(h_plus, h_minus)
-    f1, h1 = at(side * h)
-    f2, h2 = at(2.0 * side * h)
-    # derivative at 0 of the parabola through (0, f0), (h1, f1), (h2, f2); h1, h2 carry the sign
-    slope = -(h1 + h2) / (h1 * h2) * f0 + h2 / (h1 * (h2 - h1)) * f1 - h1 / (h2 * (h2 - h1)) * f2
-    curvature = 2.0 * (f0 / (h1 * h2) - f1 / (h1 * (h2 - h1)) + f2 / (h2 * (h2 - h1)))
-    return slope, curvature, abs(h1)
-
-
-def extrapolated_gradient(
+def gradient(
     f: Callable[[np.ndarray], Any],
     x: Any,
-    steps: Any,
+    scales: Any,
     lower: Any = None,
     upper: Any = None,
-    f0: float | None = None,
+    f0: Any = None,
     *,
+    budget: str = "accurate",
     x_eps: Any = None,
-) -> tuple[np.ndarray, np.ndarray, int, tuple[str, ...]]:
-    """Gradient by Richardson-extrapolated differences with an error estimate: the accurate budget.
-
-    Each component runs ``numdifftools.Derivative`` over 15 steps ``steps[i] / 2**k``
-    (``k = 0 .. 14``): a central rule where ``x ± steps[i]`` fits between the limits (steps
-    shrunk up to 8x to fit), else a one-sided rule towards the side with room. ``f(x)`` is
-    evaluated once and shared, so at most ``30 n + 1`` evaluations are made.
-
-    Components are differentiated one at a time because ``numdifftools.Gradient`` applies
-    one rule (central, forward or backward) to every component, while a component near a
-    limit needs a one-sided rule and the others should stay central.
+    f_batch: Callable[[np.ndarray], Any] | None = None,
+) -> FiniteResult:
+    """Gradient of ``f`` at ``x`` with an error estimate per component.
 
     Parameters
     ----------
@@ -394,153 +151,314 @@ def extrapolated_gradient(
         treated as accurate to float32 only).
     x : array_like, shape (n,)
         The point.
-    steps : array_like, shape (n,) or scalar
-        The largest step per component; the sequence decreases from it.
+    scales : array_like, shape (n,) or scalar
+        The scale on which ``f`` changes shape along each component. The fast budget steps
+        :func:`first_step` of it, the accurate sequence starts at ``0.1`` of it.
     lower, upper : array_like, optional
-        Limits per component (``None``, ``±inf`` or NaN: unbounded).
-    f0 : float, optional
-        ``f(x)`` if already known (then at most ``30 n`` evaluations are made here).
+        Limits per component (``None``, ``±inf`` or NaN: unbounded). No evaluation leaves them.
+    f0 : scalar, optional
+        ``f(x)`` if already known (its dtype counts); otherwise it is evaluated.
+    budget : {'accurate', 'fast'}, default 'accurate'
+        ``'accurate'``: at most 30 evaluations per component; ``'fast'``: exactly 2.
     x_eps : array_like, optional
         Relative precision in which ``f`` really receives each coordinate (default float64's).
+    f_batch : callable, optional
+        Fast budget only: ``f_batch(points)`` for an array of shape ``(2 n, n)`` returning the
+        ``2 n`` values at once; the same points and count as with ``f`` alone.
 
     Returns
     -------
-    gradient : ndarray, shape (n,)
-    error : ndarray, shape (n,)
-        numdifftools' error estimate plus a rounding floor: ``C * delta / h`` with ``h`` the
-        step of the chosen estimate, ``delta = 2 eps (max |f| + |x_i df/dx_i|)`` the assumed
-        error of one evaluation (``eps`` of f's dtype) and ``C`` the measured noise
-        amplification of the rule (8 central, 50 one-sided).
-    n_evals : int
-        Evaluations of ``f`` made here.
-    status : tuple of str
-        Per component: ``'ok'``; ``'one-sided'``; ``'rounding-limited'`` (the rounding floor
-        dominates and exceeds ``sqrt(eps)`` relative); ``'non-finite'`` (an evaluation or the
-        estimate was not finite).
+    FiniteResult
+
+    Raises
+    ------
+    ValueError
+        For an unknown budget, ``f_batch`` with the accurate budget, ``x`` outside the limits,
+        non-positive scales, or ``f`` returning anything but a real scalar.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from zgrad._finite import extrapolated_gradient
-    >>> g, err, n, status = extrapolated_gradient(lambda v: np.exp(v[0]) * v[1], [1.0, 2.0], 0.1)
-    >>> bool(abs(g[0] - 2 * np.e) < 1e-10 and abs(g[1] - np.e) < 1e-10), n <= 61, status
-    (True, True, ('ok', 'ok'))
-    >>> g, err, n, status = extrapolated_gradient(lambda v: v[0] ** 3, [0.0], 0.1, lower=0.0)
-    >>> bool(abs(g[0]) <= err[0] < 1e-8), status
-    (True, ('one-sided',))
+    >>> from zgrad._finite import gradient
+    >>> r = gradient(lambda v: np.exp(v[0]) * v[1], [1.0, 2.0], 1.0)
+    >>> bool(np.allclose(r.estimate, [2 * np.e, np.e], rtol=1e-10)), r.status
+    (True, ('ok', 'ok'))
+    >>> r = gradient(lambda v: np.log(1 - v[0]), [1 - 1e-6], 1.0, lower=0.0, upper=1.0)
+    >>> bool(abs(r.estimate[0] + 1e6) <= r.error[0] < 1.0), r.status
+    (True, ('near-limit',))
+    >>> fast = gradient(lambda v: (v[0] - 1.0) ** 2 + v[1] ** 3, [3.0, 2.0], 1.0, budget="fast")
+    >>> np.round(fast.estimate, 6).tolist(), fast.n_evals
+    ([4.0, 12.0], 5)
     """
-    import numdifftools as nd
+    if budget not in BUDGETS:
+        raise ValueError(f"budget={budget!r} is not allowed; choose one of {list(BUDGETS)}.")
+    if f_batch is not None and budget != "fast":
+        raise ValueError("f_batch is used by the fast budget only; got it with budget='accurate'.")
+    x, scales, lo, hi, x_eps = st.prepare(x, scales, lower, upper, x_eps)
+    counted = st.Counted(f, x, lo, hi)
+    counted.f0 = counted(x) if f0 is None else st.as_float(f0, counted)
+    if budget == "fast":
+        return _fast_gradient(counted, x, scales, lo, hi, x_eps, f_batch)
+    return _accurate_gradient(counted, x, scales, lo, hi, x_eps)
 
-    x, steps, lo, hi, x_eps = _prepare(x, steps, lower, upper, x_eps)
-    counted = _Counted(f, x, lo, hi)
-    counted.f0 = counted(x) if f0 is None else float(f0)
+
+def _fast_gradient(
+    counted: st.Counted, x: np.ndarray, scales: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+    x_eps: np.ndarray, f_batch: Callable | None,
+) -> FiniteResult:  # fmt: skip
     n = x.size
-    gradient, error = np.full(n, np.nan), np.full(n, np.inf)
-    if not np.isfinite(counted.f0):
-        return gradient, error, counted.n, (STATUS_NONFINITE,) * n
-    status: list[str] = []
+    steps = first_step(scales, np.maximum(counted.eps, x_eps))
+    plans = [st.fast_plan(x[i], steps[i], lo[i], hi[i]) for i in range(n)]
+    if f_batch is not None:
+        counted.prefetch(f_batch, [p for i, plan in enumerate(plans) for p in st.stencil_points(x, i, *plan)])
+    estimate, error, status = np.empty(n), np.empty(n), []
     for i in range(n):
         counted.reset_window()
-        side, base = _plan(x[i], steps[i], lo[i], hi[i], reach=1.0)
+        side, h = plans[i]
+        g, curvature, h_used = st.difference(counted, x, i, side, h)
+        floor = st.rounding_floor(
+            _AMPLIFY_FAST[side], counted.eps, counted.max_abs, x_eps[i], x[i], g, h_used
+        )
+        truncation = abs(curvature) * h_used / 2.0
+        estimate[i] = g
+        error[i] = truncation + floor if np.isfinite(g) else np.inf
+        reach = counted.slope_scale(h_used * (2.0 if side else 1.0))
+        geometry = STATUS_ONE_SIDED if side else STATUS_OK
+        status.append(st.component_status(geometry, g, error[i], floor, truncation, counted.eps,
+                                          counted.nonfinite, reach))  # fmt: skip
+    return FiniteResult(estimate, error, counted.n, tuple(status))
+
+
+def _accurate_gradient(
+    counted: st.Counted, x: np.ndarray, scales: np.ndarray, lo: np.ndarray, hi: np.ndarray, x_eps: np.ndarray
+) -> FiniteResult:
+    n = x.size
+    estimate, error = np.full(n, np.nan), np.full(n, np.inf)
+    if not np.isfinite(counted.f0):
+        return FiniteResult(estimate, error, counted.n, (STATUS_NONFINITE,) * n)
+    status = []
+    for i in range(n):
+        line = _Line(counted, x, i, lo[i], hi[i], x_eps[i])
+        estimate[i], error[i], state = line.derivative(ACCURATE_FRACTION * scales[i])
+        status.append(state)
+    return FiniteResult(estimate, error, counted.n, tuple(status))
+
+
+class _Line:
+    """``f`` along component ``i`` through ``x``: the accurate rules for one derivative."""
+
+    def __init__(self, counted: st.Counted, x: np.ndarray, i: int, lo: float, hi: float, x_eps: float):
+        self.counted, self.x, self.i, self.lo, self.hi, self.x_eps = counted, x, i, lo, hi, x_eps
+
+    def at(self, t: float) -> float:
+        point = self.x.copy()
+        point[self.i] = t
+        return self.counted(point)
+
+    def derivative(self, base: float) -> tuple[float, float, str]:
+        """``(estimate, error, status)``: central far from the limits, else one-sided and local."""
+        xi = self.x[self.i]
+        room_lo, room_hi = xi - self.lo, self.hi - xi
+        if min(room_lo, room_hi) >= _NEAR * base:
+            return self._extrapolate(0, base)
+        side = 1 if room_hi >= room_lo else -1
+        far = (room_hi if side > 0 else room_lo) * (1.0 - st.LIMIT_MARGIN)
+        one_sided = self._extrapolate(side, min(base, far))
+        if min(room_lo, room_hi) == 0.0:
+            return one_sided
+        local = self._local(-side)
+        agree = abs(one_sided[0] - local[0]) <= one_sided[1] + local[1]
+        if agree and np.isfinite(one_sided[1]) and one_sided[1] <= local[1]:
+            return one_sided
+        return local if np.isfinite(local[1]) or not np.isfinite(one_sided[1]) else one_sided
+
+    def _extrapolate(self, side: int, base: float) -> tuple[float, float, str]:
+        import numdifftools as nd
+
+        self.counted.reset_window()
+        seen: list[tuple[float, float]] = []
+
+        def along(t: Any) -> float:
+            value = self.at(float(t))
+            seen.append((float(t) - self.x[self.i], value))
+            return value
+
         generator = nd.MaxStepGenerator(
             base_step=base, step_ratio=_STEP_RATIO, num_steps=_NUM_STEPS, step_nom=1.0, use_exact_steps=False
         )
-
-        def along(t: Any, i: int = i) -> float:
-            point = x.copy()
-            point[i] = t
-            return counted(point)
-
-        with _quiet():
-            result = nd.Derivative(along, step=generator, method=_METHODS[side], full_output=True)(x[i])
-        g = float(result.estimate)
-        truncation = float(result.error_estimate)
-        floor = _rounding_floor(
-            _AMPLIFY[side], counted.eps, counted.max_abs, x_eps[i], x[i], g, abs(float(result.final_step))
-        )
-        gradient[i] = g
-        error[i] = truncation + floor if np.isfinite(g) and np.isfinite(truncation) else np.inf
-        status.append(
-            _status(
-                side,
-                g,
-                error[i],
-                floor,
-                truncation,
-                counted.eps,
-                counted.nonfinite,
-                counted.slope_scale(base),
+        with st.Quiet():
+            result = nd.Derivative(along, step=generator, method=_METHODS[side], full_output=True)(
+                self.x[self.i]
             )
+        geometry = STATUS_ONE_SIDED if side else STATUS_OK
+        return self._judge(result, seen, _AMPLIFY[side], 1.0, geometry, base)
+
+    def _local(self, toward: int) -> tuple[float, float, str]:
+        """The central rule in ``u = log|x - limit|`` for the limit on side ``toward`` (+1 upper)."""
+        import numdifftools as nd
+
+        xi = self.x[self.i]
+        limit = self.hi if toward > 0 else self.lo
+        distance = abs(xi - limit)
+        far = (xi - self.lo) if toward > 0 else (self.hi - xi)
+        step = min(_LOCAL_STEP, float(np.log1p(far * (1.0 - st.LIMIT_MARGIN) / distance)))
+        u0, sign = float(np.log(distance)), -float(toward)
+        self.counted.reset_window()
+        seen: list[tuple[float, float]] = []
+
+        def along(u: Any) -> float:
+            u = float(u)
+            value = self.counted.f0 if u == u0 else self.at(limit + sign * np.exp(u))
+            seen.append((u - u0, value))
+            return value
+
+        generator = nd.MaxStepGenerator(
+            base_step=step,
+            step_ratio=_STEP_RATIO,
+            num_steps=_NUM_STEPS_LOCAL,
+            step_nom=1.0,
+            use_exact_steps=False,
         )
-    return gradient, error, counted.n, tuple(status)
+        with st.Quiet():
+            result = nd.Derivative(along, step=generator, method="central", full_output=True)(u0)
+        return self._judge(result, seen, _AMPLIFY[0], sign * distance, STATUS_NEAR_LIMIT, step)
+
+    def _judge(
+        self, result: Any, seen: list, amplify: float, jacobian: float, geometry: str, reach: float
+    ) -> tuple[float, float, str]:
+        """Estimate, error and status in ``x`` from numdifftools' result in a variable ``x(t)``.
+
+        ``jacobian`` is ``dx/dt`` at the centre: 1 for ``t = x``, ``±distance`` in log-distance.
+        """
+        counted = self.counted
+        slope = float(result.estimate) / jacobian
+        truncation = float(result.error_estimate) / abs(jacobian)
+        offsets, values = (np.array(v, dtype=float) for v in zip((0.0, counted.f0), *seen, strict=True))
+        noise = st.noise_level(offsets, values)
+        xi, h_final = self.x[self.i], abs(float(result.final_step))
+        floor = st.rounding_floor(amplify, counted.eps, counted.max_abs, self.x_eps, xi, slope,
+                                  h_final, noise) / abs(jacobian)  # fmt: skip
+        finite = np.isfinite(slope) and np.isfinite(truncation)
+        error = truncation + floor if finite else np.inf
+        state = st.component_status(geometry, slope, error, floor, truncation, counted.eps, counted.nonfinite,
+                                    counted.slope_scale(reach * abs(jacobian)))  # fmt: skip
+        return slope, error, state
 
 
-def extrapolated_hessian(
+def directional(
     f: Callable[[np.ndarray], Any],
     x: Any,
-    steps: Any,
+    direction: Any,
     lower: Any = None,
     upper: Any = None,
-    f0: float | None = None,
-    *,
-    x_eps: Any = None,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Hessian by Richardson-extrapolated differences (``numdifftools.Hessian``), exactly symmetric.
+    f0: Any = None,
+) -> FiniteResult:
+    """Derivative of ``t -> f(x + t * direction)`` at ``t = 0``: the accurate rule on one line.
 
-    The central rule reaches ``x ± 2 h`` on the diagonal. If every component has that room
-    (steps shrunk up to 8x to fit), all are central; otherwise the forward rule is used for
-    all, mirrored per component (``f(x0 + s * y)`` with ``s = ±1``) so that each goes
-    towards the side of its own limit that has room. Eight steps ``steps[i] / 2**k``.
-
-    Parameters
-    ----------
-    f, x, steps, lower, upper, f0, x_eps
-        As for :func:`extrapolated_gradient`.
-
-    Returns
-    -------
-    hessian : ndarray, shape (n, n)
-        Exactly symmetric.
-    error : ndarray, shape (n, n)
-        numdifftools' estimate plus a rounding floor ``C * delta / (h_i h_j)``; symmetric.
-    n_evals : int
-        Evaluations of ``f`` made here: at most ``1 + 8 * 2 n**2``.
+    The line is cut where it leaves the box ``[lower, upper]``, so a limit near ``x`` along
+    the direction is handled as for :func:`gradient` (one-sided or in log-distance). The
+    direction's length sets the scale: the largest step is ``0.1 * direction``.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from zgrad._finite import extrapolated_hessian
-    >>> h, err, n = extrapolated_hessian(lambda v: v[0] ** 2 * v[1], [1.0, 3.0], 0.1)
-    >>> np.round(h, 8).tolist(), bool(np.all(h == h.T))
-    ([[6.0, 2.0], [2.0, 0.0]], True)
+    >>> from zgrad._finite import directional
+    >>> r = directional(lambda v: v[0] ** 2 + 3 * v[1], [1.0, 2.0], [0.01, -0.01])
+    >>> round(float(r.estimate[0]), 10), r.status
+    (-0.01, ('ok',))
     """
-    import numdifftools as nd
+    x = np.array(x, dtype=np.float64, ndmin=1)
+    d = np.broadcast_to(np.asarray(direction, dtype=np.float64), x.shape)
+    if not np.any(d) or not np.all(np.isfinite(d)):
+        raise ValueError(f"direction must be finite and not zero; got {direction!r}.")
+    _, _, lo, hi, _ = st.prepare(x, 1.0, lower, upper, None)
+    moving = d != 0
+    ends = np.stack([(lo - x)[moving] / d[moving], (hi - x)[moving] / d[moving]])
+    t_lo, t_hi = float(np.max(np.min(ends, axis=0))), float(np.min(np.max(ends, axis=0)))
 
-    x, steps, lo, hi, x_eps = _prepare(x, steps, lower, upper, x_eps)
-    counted = _Counted(f, x, lo, hi)
-    counted.f0 = counted(x) if f0 is None else float(f0)
+    def along(t: np.ndarray) -> Any:
+        return f(np.clip(x + t[0] * d, lo, hi))
+
+    return gradient(along, [0.0], 1.0 / ACCURATE_FRACTION, t_lo, t_hi, f0=f0)
+
+
+def hessian(
+    f: Callable[[np.ndarray], Any],
+    x: Any,
+    scales: Any,
+    lower: Any = None,
+    upper: Any = None,
+    f0: Any = None,
+    *,
+    x_eps: Any = None,
+) -> FiniteResult:
+    """Hessian by Richardson-extrapolated second differences (``numdifftools.Hessian``), exactly symmetric.
+
+    The central rule reaches ``x ± 2 h`` on the diagonal. If every component has that room
+    (steps shrunk up to 8x to fit), all are central; otherwise the forward rule is used for
+    all, mirrored per component so that each goes towards the side of its own limit that has
+    room. Eight steps from ``0.1 * scales`` for float64; for a coarser dtype the sequence
+    starts ``(eps / eps64)**(1/8)`` times larger, where rounding allows the best accuracy.
+
+    Parameters
+    ----------
+    f, x, scales, lower, upper, f0, x_eps
+        As for :func:`gradient`.
+
+    Returns
+    -------
+    FiniteResult
+        ``estimate`` and ``error`` of shape ``(n, n)``, both exactly symmetric; ``status``
+        per component (``'one-sided'`` where the forward rule was used, ``'non-finite'``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from zgrad._finite import hessian
+    >>> r = hessian(lambda v: v[0] ** 2 * v[1], [1.0, 3.0], 1.0)
+    >>> np.round(r.estimate, 8).tolist(), bool(np.all(r.estimate == r.estimate.T)), r.status
+    ([[6.0, 2.0], [2.0, 0.0]], True, ('ok', 'ok'))
+    """
+    x, scales, lo, hi, x_eps = st.prepare(x, scales, lower, upper, x_eps)
+    counted = st.Counted(f, x, lo, hi)
+    counted.f0 = counted(x) if f0 is None else st.as_float(f0, counted)
     n = x.size
     if not np.isfinite(counted.f0):
-        return np.full((n, n), np.nan), np.full((n, n), np.inf), counted.n
-    plans = [_plan(x[i], steps[i], lo[i], hi[i], reach=2.0) for i in range(n)]
+        return FiniteResult(
+            np.full((n, n), np.nan), np.full((n, n), np.inf), counted.n, (STATUS_NONFINITE,) * n
+        )
+    coarse = (max(counted.eps, float(np.max(x_eps))) / np.finfo(np.float64).eps) ** 0.125
+    steps = ACCURATE_FRACTION * scales * coarse
+    sides, base = _hessian_rules(x, steps, lo, hi)
+    return _extrapolated_hessian(counted, x, sides, base)
+
+
+def _hessian_rules(
+    x: np.ndarray, steps: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per component: the side (0 central for all, else ±1 forward mirrored) and the largest step."""
+    n = x.size
+    plans = [st.plan(x[i], steps[i], lo[i], hi[i], reach=2.0) for i in range(n)]
     sides = np.array([side for side, _ in plans])
     base = np.array([step for _, step in plans])
+    if not np.any(sides != 0):
+        return sides, base
+    sides = np.where(sides == 0, np.where(hi - x >= x - lo, 1, -1), sides)
+    base = np.array(
+        [st.plan(x[i], steps[i], x[i] if sides[i] > 0 else lo[i], hi[i] if sides[i] > 0 else x[i], 2.0)[1]
+         for i in range(n)]
+    )  # fmt: skip
+    return sides, base
+
+
+def _extrapolated_hessian(
+    counted: st.Counted, x: np.ndarray, sides: np.ndarray, base: np.ndarray
+) -> FiniteResult:
+    import numdifftools as nd
+
+    n = x.size
     one_sided = bool(np.any(sides != 0))
-    if one_sided:
-        sides = np.where(sides == 0, np.where(hi - x >= x - lo, 1, -1), sides)
-        base = np.array(
-            [
-                _plan(x[i], steps[i], x[i] if sides[i] > 0 else lo[i], hi[i] if sides[i] > 0 else x[i], 2.0)[
-                    1
-                ]
-                for i in range(n)
-            ]
-        )
     mirror = np.where(sides < 0, -1.0, 1.0)
-
-    def mirrored(y: np.ndarray) -> float:
-        return counted(x + mirror * y)
-
     counted.reset_window()
     generator = nd.MaxStepGenerator(
         base_step=base,
@@ -550,31 +468,103 @@ def extrapolated_hessian(
         use_exact_steps=False,
     )
     method = "forward" if one_sided else "central"
-    with _quiet():
-        result = nd.Hessian(mirrored, step=generator, method=method, full_output=True)(np.zeros(n))
-    hessian = np.asarray(result.estimate, dtype=np.float64).reshape(n, n) * np.outer(mirror, mirror)
+    with st.Quiet():
+        result = nd.Hessian(
+            lambda y: counted(x + mirror * y), step=generator, method=method, full_output=True
+        )(np.zeros(n))
+    estimate = np.asarray(result.estimate, dtype=np.float64).reshape(n, n) * np.outer(mirror, mirror)
     error = np.abs(np.asarray(result.error_estimate, dtype=np.float64).reshape(n, n))
     # final_step[i, j] is step j of the chosen index; the same index scales every component
     shrink = np.abs(np.asarray(result.final_step, dtype=np.float64).reshape(n, n)) / base[None, :]
     h_i, h_j = base[:, None] * shrink, base[None, :] * shrink
-    delta = _NOISE_ULPS * (counted.eps * counted.max_abs)
+    delta = 2.0 * counted.eps * counted.max_abs
     error = error + _AMPLIFY_HESSIAN[int(one_sided)] * delta / (h_i * h_j)
-    hessian = 0.5 * (hessian + hessian.T)
+    estimate = 0.5 * (estimate + estimate.T)
     error = np.maximum(error, error.T)
-    error[~np.isfinite(hessian)] = np.inf
-    return hessian, error, counted.n
+    error[~np.isfinite(estimate)] = np.inf
+    bad = ~np.all(np.isfinite(estimate), axis=1)
+    geometry = STATUS_ONE_SIDED if one_sided else STATUS_OK
+    status = tuple(STATUS_NONFINITE if b else geometry for b in bad)
+    return FiniteResult(estimate, error, counted.n, status)
 
 
-class _quiet(warnings.catch_warnings):
-    """Silence numdifftools' own warnings (e.g. 'All-NaN slice' when f is NaN on every step).
+def array_derivative(
+    func: Callable, xs: Sequence[np.ndarray], i: int, mode: str, depth: int = 0
+) -> FiniteResult:
+    """Central-difference derivative of the array function ``func(*xs)`` w.r.t. ``xs[i]``.
 
-    Only warnings attributed to numdifftools' modules are ignored; the user's function keeps
-    its warnings (and :class:`_Counted` restores the caller's NumPy error settings for it).
+    ``mode``: ``'scalar'`` and ``'elementwise'`` cost 2 evaluations and give an array of the
+    output's shape; ``'full'`` costs 2 evaluations per element of ``xs[i]`` and gives shape
+    output + input. The step is :func:`first_step` of ``max(|x|, 1)`` for the input's dtype at
+    derivative ``depth`` (0 for a function, 1 for a derivative bridged again, ...). ``error`` is
+    the rounding part only (two evaluations cannot measure the truncation); ``status`` has one
+    entry for the whole array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from zgrad._finite import array_derivative
+    >>> r = array_derivative(np.sin, [np.array([0.0, 1.0])], 0, "elementwise")
+    >>> bool(np.allclose(r.estimate, np.cos([0.0, 1.0]), rtol=1e-9)), r.n_evals, r.status
+    (True, 2, ('ok',))
     """
+    dtype = np.asarray(xs[i]).dtype
+    dtype = dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+    x = np.asarray(xs[i], dtype=np.float64)
+    # h = step * max(|x|, 1), built in place: on 10^6 points every temporary array costs about as
+    # much as a tenth of a SciPy special-function evaluation
+    h = np.abs(x, out=np.empty_like(x))
+    np.maximum(h, 1.0, out=h)
+    h *= float(first_step(1.0, np.finfo(dtype).eps, depth))
+    if mode in ("scalar", "elementwise"):
+        estimate, error = _quotient(func, xs, i, x, h, dtype)
+        n_evals = 2
+    else:
+        flat_h = h.reshape(-1)
+        columns, errors = [], []
+        for k in range(x.size):
+            delta = np.zeros(x.size)
+            delta[k] = flat_h[k]
+            column, column_error = _quotient(func, xs, i, x, delta.reshape(x.shape), dtype, k)
+            columns.append(column)
+            errors.append(column_error)
+        estimate = np.stack(columns, axis=-1) if columns else np.zeros((0,))
+        error = np.stack(errors, axis=-1) if errors else np.zeros((0,))
+        estimate = estimate.reshape(estimate.shape[:-1] + x.shape)
+        error = error.reshape(estimate.shape)
+        n_evals = 2 * x.size
+    finite = bool(np.all(np.isfinite(estimate)))
+    return FiniteResult(estimate, error, n_evals, (STATUS_OK if finite else STATUS_NONFINITE,))
 
-    def __enter__(self) -> Any:
-        entered = super().__enter__()
-        warnings.filterwarnings("ignore", module=r"numdifftools(\..*)?$")
-        # NumPy's nan-reductions inside numdifftools attribute this one to a frame further up
-        warnings.filterwarnings("ignore", message="All-NaN (slice|axis) encountered", category=RuntimeWarning)
-        return entered
+
+def _quotient(
+    func: Callable,
+    xs: Sequence[np.ndarray],
+    i: int,
+    x: np.ndarray,
+    delta: np.ndarray,
+    dtype: Any,
+    k: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One central quotient at points representable in the input's dtype, divided by their true distance."""
+    upper = np.add(x, delta).astype(dtype, copy=False)
+    lower = np.subtract(x, delta).astype(dtype, copy=False)
+    span = np.subtract(upper, lower, dtype=np.float64)
+    if k is not None:  # one element moved: its distance is the divisor
+        span = span.reshape(-1)[k]
+    f_plus, f_minus = _evaluate(func, xs, i, upper), _evaluate(func, xs, i, lower)
+    output_eps = 2.0 * float(np.finfo(f_plus.dtype if f_plus.dtype.kind == "f" else np.float64).eps)
+    f_plus, f_minus = f_plus.astype(np.float64, copy=False), f_minus.astype(np.float64, copy=False)
+    error = np.abs(f_plus)
+    error += np.abs(f_minus)
+    error *= output_eps
+    error /= np.abs(span)
+    difference = np.subtract(f_plus, f_minus)
+    difference /= span
+    return difference, error
+
+
+def _evaluate(func: Callable, xs: Sequence[np.ndarray], i: int, value: np.ndarray) -> np.ndarray:
+    args = list(xs)
+    args[i] = value
+    return np.asarray(func(*args))

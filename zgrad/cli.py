@@ -6,7 +6,10 @@ where ``reference`` is the closed-form gradient as a callable of the values arra
 with ``'gradient'`` and ``'hessian'`` callables). It prints the table, writes
 ``report.json`` and ``index.html`` into the output folder, and exits with 0 when every row
 passes, 1 when some row fails, and 2 when the factory cannot be loaded or called or the
-options are invalid. ``python -m zgrad.cli`` is the same command.
+options are invalid or the output folder cannot hold the report (checked before any work).
+The files are written atomically and last: a run that fails or is interrupted leaves no
+report, and the report files of an earlier run in that folder are removed when a run starts.
+``python -m zgrad.cli`` is the same command.
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
+
+from zgrad import _files
 
 __all__ = ["load_factory", "main"]
 
 #: Where ``zgrad crosscheck`` writes its report unless ``--output`` says otherwise.
 DEFAULT_OUTPUT = "crosscheck-report"
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+#: The files of a report; ``report.json`` is renamed into place last.
+_REPORT_FILES = ("index.html", "report.json")
 
 
 class FactoryError(Exception):
@@ -91,19 +97,39 @@ def _unpack(made: Any) -> tuple[Any, Any]:
     return loss, reference
 
 
+def _error(message: Any) -> int:
+    print(f"zgrad crosscheck: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _make(spec: str) -> tuple[Any, Any]:
+    """Load and call the factory; raise FactoryError for anything but a (loss, reference) result."""
+    factory = load_factory(spec)
+    try:
+        made = factory()
+    except SystemExit as exc:  # a factory is not a program: exiting must not pass for success
+        raise FactoryError(
+            f"calling {spec} called sys.exit({exc.code!r}); a factory must return a loss"
+        ) from None
+    return _unpack(made)
+
+
 def _crosscheck(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `zgrad --help` should not wait for TensorFlow.
     from zgrad.checks import crosscheck
+    from zgrad.checks import report as report_pages
 
+    try:  # before any work: a bad path is a usage error, and the earlier run's report goes now
+        output = _files.prepare_folder(args.output, _REPORT_FILES)
+    except _files.OutputPathError as exc:
+        return _error(exc)
     try:
-        loss, reference = _unpack(load_factory(args.factory)())
+        loss, reference = _make(args.factory)
     except FactoryError as exc:
-        print(f"zgrad crosscheck: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return _error(exc)
     except Exception:  # the user's factory raised: show where, and do not report it as a failed check
         traceback.print_exc()
-        print(f"zgrad crosscheck: error: calling {args.factory} raised (traceback above)", file=sys.stderr)
-        return EXIT_ERROR
+        return _error(f"calling {args.factory} raised (traceback above)")
     try:
         report = crosscheck(
             loss, strategies=args.strategies, reference=reference, tolerances=args.rtol, hessian=args.hessian
@@ -111,17 +137,16 @@ def _crosscheck(args: argparse.Namespace) -> int:
     except (
         TypeError,
         ValueError,
-    ) as exc:  # invalid options (unknown strategy, bad tolerance, reference shape)
-        print(f"zgrad crosscheck: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    ) as exc:  # invalid options: unknown strategy, bad tolerance, reference shape
+        return _error(exc)
     print(report)
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "report.json").write_text(report.to_json(), encoding="utf-8")
-    written = [output / "report.json"]
-    if not args.no_html:
-        written.append(report.to_html(output / "index.html"))
-    print("wrote " + ", ".join(str(p) for p in written))
+    contents = {} if args.no_html else {"index.html": report_pages.render_html(report)}
+    contents["report.json"] = report.to_json()  # last: its presence means the run completed
+    try:
+        written = _files.write_files(output, contents)
+    except OSError as exc:  # e.g. a full disk: nothing was renamed into place
+        return _error(f"cannot write the report into {str(output)!r}: {exc}")
+    print("wrote " + ", ".join(str(p) for p in reversed(written)))  # report.json first, as documented
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -134,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Import FACTORY ('package.module:function'), call it, and cross-check the loss it returns "
             "(or the (loss, reference_gradient) pair). Exit code 0: all rows pass; 1: some fail; "
-            "2: the factory could not be loaded or called."
+            "2: the factory could not be loaded or called, or the options or the output folder are invalid."
         ),
     )
     check.add_argument("factory", metavar="FACTORY", help="'package.module:function' returning a loss")

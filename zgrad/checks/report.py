@@ -37,9 +37,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from zgrad import _files
 from zgrad.checks import _plots
 
-__all__ = ["SCHEMA_VERSION", "environment", "format_table", "summarize", "to_json", "write_html"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "environment",
+    "format_table",
+    "render_html",
+    "summarize",
+    "to_json",
+    "write_html",
+]
 
 #: Version of the JSON document written by ``CrossCheckReport.to_json()``.
 SCHEMA_VERSION = "1.0"
@@ -342,10 +351,20 @@ def _plots_html(report: Any) -> str:
 
 
 def write_html(report: Any, path: Any) -> Path:
-    """Write the self-contained HTML page for ``report`` to ``path`` (a file, or a folder for index.html)."""
+    """Write the self-contained HTML page for ``report`` to ``path`` (a file, or a folder for index.html).
+
+    The page is rendered first and written atomically (a temporary file renamed into place), so
+    a failure part-way never leaves a partial or an earlier page under the final name.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "index.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _files.write_text(path, render_html(report))
+
+
+def render_html(report: Any) -> str:
+    """Return the self-contained HTML page for ``report`` (tables and embedded PNG plots)."""
     plots = _plots_html(report)  # first: a missing matplotlib fails before anything is written
     env = "".join(
         f"<tr><td class=text>{html.escape(k)}</td><td class=text>{html.escape(str(v))}</td></tr>"
@@ -364,6 +383,4 @@ def write_html(report: Any, path: Any) -> Path:
         "</p>"
         f"<h2>Environment</h2><table>{env}</table></body></html>\n"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
-    return path
+    return page

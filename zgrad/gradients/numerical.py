@@ -22,13 +22,8 @@ __all__ = ["NumericalStrategy"]
 BUDGETS = ("accurate", "fast")
 
 #: A Parameter's default ``step_size`` is 1 % of its value, so ``100 * step_size`` is taken as
-#: the scale on which the loss changes shape.
+#: the scale on which the loss changes shape (the steps themselves are chosen by zgrad._finite).
 _SCALE_PER_STEP = 100.0
-#: Largest step of the accurate budget's sequence, as a fraction of that scale (the sequence
-#: then runs down to 1/16384 of it).
-_ACCURATE_FRACTION = 0.1
-#: Largest step of the Hessian's sequence, as a fraction of that scale.
-_HESSIAN_FRACTION = 0.1
 
 
 class NumericalStrategy:
@@ -49,7 +44,11 @@ class NumericalStrategy:
     ``tf.Variable`` without ``step_size``: ``max(|value|, 1)``). The fast step is
     ``eps**(1/3)`` times the scale (``eps`` of the loss's dtype), the accurate sequence starts
     at 0.1 times the scale. Steps never leave a Parameter's ``lower``/``upper`` limits: near a
-    limit a component is differentiated one-sidedly (status ``'one-sided'``).
+    limit a component is differentiated one-sidedly (status ``'one-sided'``) and, in the
+    accurate budget, also in the logarithm of the distance to the limit, which resolves a
+    singularity at the limit (status ``'near-limit'`` where that estimate is the one kept).
+    All of it is :mod:`zgrad._finite`, the engine shared with ``z.py_function`` and the
+    minimizers' gradient check.
 
     Parameters
     ----------
@@ -145,14 +144,14 @@ class NumericalStrategy:
         point = _Point(func, params, "value_gradient")
         with point:
             f0 = point.evaluate(point.x0)
-            gradient, error, n_evals, status = self._gradient(point, f0)
+            derivative = self._gradient(point, f0)
         return GradientResult(
             value=np.float64(f0),
-            gradient=gradient,
-            error=error,
-            n_evals=n_evals + 1,
+            gradient=derivative.estimate,
+            error=derivative.error,
+            n_evals=derivative.n_evals + 1,
             strategy=self.name,
-            status=status,
+            status=derivative.status,
             params=point.names,
         )
 
@@ -160,7 +159,7 @@ class NumericalStrategy:
         """Value, gradient and Hessian of ``func``, with error estimates; the Hessian is exactly symmetric.
 
         The gradient comes from this strategy's budget; the Hessian always uses the extrapolated
-        scheme of :func:`zgrad._finite.extrapolated_hessian` (a fast Hessian would not be accurate
+        scheme of :func:`zgrad._finite.hessian` (a fast Hessian would not be accurate
         enough to be useful). ``n_evals`` counts both.
 
         Examples
@@ -175,50 +174,34 @@ class NumericalStrategy:
         point = _Point(func, params, "hessian")
         with point:
             f0 = point.evaluate(point.x0)
-            gradient, error, n_grad, status = self._gradient(point, f0)
-            hessian, hessian_error, n_hess = _finite.extrapolated_hessian(
-                point.evaluate,
-                point.x0,
-                _HESSIAN_FRACTION * point.scales,
-                point.lower,
-                point.upper,
-                f0=f0,
-                x_eps=point.x_eps,
+            derivative = self._gradient(point, f0)
+            second = _finite.hessian(
+                point.evaluate, point.x0, point.scales, point.lower, point.upper, f0=f0, x_eps=point.x_eps
             )
         return GradientResult(
             value=np.float64(f0),
-            gradient=gradient,
-            hessian=hessian,
-            error=error,
-            hessian_error=hessian_error,
-            n_evals=1 + n_grad + n_hess,
+            gradient=derivative.estimate,
+            hessian=second.estimate,
+            error=derivative.error,
+            hessian_error=second.error,
+            n_evals=1 + derivative.n_evals + second.n_evals,
             strategy=self.name,
-            status=status,
+            status=derivative.status,
             params=point.names,
         )
 
-    def _gradient(self, point: _Point, f0: float) -> tuple[np.ndarray, np.ndarray, int, tuple[str, ...]]:
-        if self._budget == "fast":
-            steps = np.cbrt(np.maximum(point.f_eps, point.x_eps)) * point.scales
-            return _finite.central_gradient(
-                point.evaluate,
-                point.x0,
-                steps,
-                point.lower,
-                point.upper,
-                f0=f0,
-                full_output=True,
-                x_eps=point.x_eps,
-                f_batch=point.evaluate_batch if point.batched else None,
-            )
-        return _finite.extrapolated_gradient(
+    def _gradient(self, point: _Point, f0: np.ndarray) -> _finite.FiniteResult:
+        batch = point.evaluate_batch if self._budget == "fast" and point.batched else None
+        return _finite.gradient(
             point.evaluate,
             point.x0,
-            _ACCURATE_FRACTION * point.scales,
+            point.scales,
             point.lower,
             point.upper,
             f0=f0,
+            budget=self._budget,
             x_eps=point.x_eps,
+            f_batch=batch,
         )
 
 
@@ -242,7 +225,6 @@ class _Point:
         self.upper = np.array([_limit(p, "upper", np.inf) for p in self.params])
         self.scales = np.array([_scale(p, x) for p, x in zip(self.params, self.x0, strict=True)])
         self.x_eps = np.array([float(np.finfo(p.dtype.as_numpy_dtype).eps) for p in self.params])
-        self.f_eps = float(np.finfo(np.float64).eps)
         self._current = self.x0.copy()
 
     @property
@@ -253,10 +235,7 @@ class _Point:
     def evaluate_batch(self, points: np.ndarray) -> np.ndarray:
         """Values at each row of ``points`` in one call; the Parameters end where they started."""
         values = self._func.zgrad_values(tuple(self.params), tuple(p.ref() for p in self.params), points)
-        values = np.asarray(values.numpy() if isinstance(values, tf.Tensor) else values)
-        if values.dtype.kind == "f":
-            self.f_eps = max(self.f_eps, float(np.finfo(values.dtype).eps))
-        return values
+        return np.asarray(values.numpy() if isinstance(values, tf.Tensor) else values)
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         """Set the Parameters that differ from the last point, call ``func``, return a NumPy scalar."""
@@ -267,10 +246,7 @@ class _Point:
         value = self._func()
         if isinstance(value, (tf.Tensor, tf.Variable)):
             value = value.numpy()
-        value = np.asarray(value)
-        if value.dtype.kind == "f":
-            self.f_eps = max(self.f_eps, float(np.finfo(value.dtype).eps))
-        return value
+        return np.asarray(value)
 
     def __enter__(self) -> _Point:
         return self

@@ -76,7 +76,8 @@ def toys(
     ValueError
         For a non-positive ``n_toys``, ``n_events`` or ``workers``, a negative ``seed``, an
         unknown ``strategy`` or ``truth`` name, a ``truth`` value outside its limits, both
-        ``workers`` and ``scheduler``, or ``n_events=None`` on a non-extended model.
+        ``workers`` and ``scheduler``, a malformed ``scheduler`` address (refused before any
+        connection is tried), or ``n_events=None`` on a non-extended model.
     TypeError
         For a ``model`` or ``minimizer`` of the wrong kind, a ``scheduler`` that is neither an
         address nor a client, a non-bool ``progress``, or a model that does not pickle when

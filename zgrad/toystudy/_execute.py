@@ -24,7 +24,7 @@ from zgrad._runmanager import run
 from zgrad.toystudy._draw import ToyRow, run_block
 from zgrad.toystudy._spec import ToyPlan
 
-__all__ = ["pickled_model", "run_dask", "run_processes", "run_serial"]
+__all__ = ["connect_dask", "pickled_model", "run_dask", "run_processes", "run_serial"]
 
 Advance = Callable[[str, int], None]
 _DASK_HINT = "scheduler= needs dask.distributed: pip install zgrad[dask] (or pip install 'dask[distributed]')"
@@ -103,14 +103,41 @@ def run_processes(model_bytes: bytes, plan: ToyPlan, workers: int, advance: Adva
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _dask_client(scheduler: Any) -> tuple[Any, Any, bool]:
-    """Return (distributed, client, whether this call owns the client and must close it)."""
+def _check_address(address: str, option: str) -> None:
+    from distributed.comm import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            parse_host_port(location)
+    except ValueError as exc:
+        raise ValueError(
+            f"{option} {address!r} is not a Dask scheduler address (allowed: 'tcp://host:port', "
+            f"'host:port' or another scheme Dask knows): {exc}"
+        ) from None
+
+
+def connect_dask(address: str, option: str, hint: str) -> tuple[Any, Any]:
+    """Return ``(distributed, client)`` for the scheduler at ``address``.
+
+    A malformed address raises ValueError, naming ``option``, before any client exists: a
+    client whose start failed on one hangs for a minute when it is garbage-collected.
+    ``hint`` is the ImportError's message when dask.distributed is missing.
+    """
     try:
         import distributed
     except ImportError as exc:  # optional dependency: say how to get it
-        raise ImportError(_DASK_HINT) from exc
+        raise ImportError(hint) from exc
+    _check_address(address, option)
+    return distributed, distributed.Client(address, set_as_default=False)
+
+
+def _dask_client(scheduler: Any) -> tuple[Any, Any, bool]:
+    """Return (distributed, client, whether this call owns the client and must close it)."""
     if isinstance(scheduler, str):
-        return distributed, distributed.Client(scheduler, set_as_default=False), True
+        return (*connect_dask(scheduler, "scheduler=", _DASK_HINT), True)
+    import distributed  # a Client was given, so dask.distributed is there
+
     return distributed, scheduler, False
 
 

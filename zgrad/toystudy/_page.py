@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from zgrad import _files
 from zgrad.checks import _plots
 from zgrad.checks.report import _img
 
@@ -143,5 +144,4 @@ def write_html(study: Any, path: str | os.PathLike) -> Path:
         f"<h2>Failed toys</h2>{_failed(study)}</body></html>\n"
     )
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(page, encoding="utf-8")
-    return target
+    return _files.write_text(target, page)  # atomic: never a partial page under the final name

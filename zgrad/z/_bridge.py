@@ -3,8 +3,9 @@
 TensorFlow's own bridges have no gradient (``tf.numpy_function`` gives None,
 ``tf.py_function`` over NumPy gives 0.0, both silently). Here the forward pass is a
 ``tf.numpy_function`` wrapped in ``tf.custom_gradient``, whose backward pass
-contracts the upstream gradient with a derivative array. That array is itself
-computed by a bridged function with a numerical gradient, so the gradient is
+contracts the upstream gradient with a derivative array (central differences from
+:func:`zgrad._finite.array_derivative`, the package's one finite-difference engine, with its
+step rule for each derivative order). That array is itself computed by a bridged function with a numerical gradient, so the gradient is
 differentiable again: Hessians through the bridge work with nested tapes.
 
 Derivative arrays per input, from the cheapest shape that is correct:
@@ -31,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.eager import record
 
+from zgrad import _finite
 from zgrad._runmanager import run
 from zgrad.errors import GradientError, ZgradError, ZgradWarning
 from zgrad.z._function import xla_tracing
@@ -40,10 +42,6 @@ __all__ = ["py_function"]
 
 #: An input with more elements than this, differentiated through its full Jacobian, triggers a warning.
 LARGE_JACOBIAN = 1000
-#: Relative step of the central differences, per derivative order: eps**(1/3) is optimal for a
-#: first derivative of an exact function; a derivative of a derivative (itself accurate to about
-#: eps**(2/3)) is best differenced with eps**(2/9)-like steps (3e-4: second derivatives to ~1e-7).
-_REL_STEP = {0: 6e-6, 1: 3e-4, 2: 2e-3}
 
 
 class BridgeCostWarning(ZgradWarning):
@@ -263,62 +261,13 @@ class _Bridge:
                 return np.asarray(jac, dtype=np.float64)
 
             return from_user
-        step = _REL_STEP.get(self.depth, _REL_STEP[2])
-        func = self._serial  # the derivative bridge slices; its slices must not slice again
+        func, depth = self._serial, self.depth  # the derivative bridge slices; its slices must not slice again
 
         def numerical(*xs: np.ndarray) -> np.ndarray:
-            return central_derivative(func, xs, i, mode, step)
+            # the step for this derivative order is the engine's: first_step at this depth
+            return _finite.array_derivative(func, xs, i, mode, depth).estimate
 
         return numerical
-
-
-def central_derivative(
-    func: Callable, xs: Sequence[np.ndarray], i: int, mode: str, rel_step: float
-) -> np.ndarray:
-    """Central-difference derivative of ``func(*xs)`` w.r.t. ``xs[i]`` in the given mode.
-
-    ``'scalar'`` and ``'elementwise'``: 2 evaluations, result of the output's shape.
-    ``'full'``: 2 evaluations per element of ``xs[i]``, result of shape output + input.
-    """
-    dtype = np.asarray(xs[i]).dtype
-    dtype = dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
-    x = np.asarray(xs[i], dtype=np.float64)
-    # rel_step is tuned for float64 inputs; a coarser input type needs proportionally coarser steps
-    # (the optimum scales with eps**(1/3)), or rounding of x + h swamps the difference
-    rel = rel_step * (np.finfo(dtype).eps / np.finfo(np.float64).eps) ** (1.0 / 3.0)
-    # h = rel * max(|x|, 1), built in place: on 10^6 points every temporary array costs about as
-    # much as a tenth of a SciPy special-function evaluation
-    h = np.abs(x, out=np.empty_like(x))
-    np.maximum(h, 1.0, out=h)
-    h *= rel
-
-    def quotient(delta: np.ndarray, k: int | None = None) -> np.ndarray:
-        # evaluate at points representable in the input's dtype and divide by their true distance
-        upper = np.add(x, delta).astype(dtype, copy=False)
-        lower = np.subtract(x, delta).astype(dtype, copy=False)
-        span = np.subtract(upper, lower, dtype=np.float64)
-        if k is not None:  # one element moved: its distance is the divisor
-            span = span.reshape(-1)[k]
-        difference = np.subtract(_evaluate(func, xs, i, upper), _evaluate(func, xs, i, lower))
-        difference /= span
-        return difference
-
-    if mode in ("scalar", "elementwise"):
-        return quotient(h)
-    flat_h = h.reshape(-1)
-    columns = []
-    for k in range(x.size):
-        delta = np.zeros(x.size)
-        delta[k] = flat_h[k]
-        columns.append(quotient(delta.reshape(x.shape), k))
-    out = np.stack(columns, axis=-1) if columns else np.zeros((0,))
-    return out.reshape(out.shape[:-1] + x.shape)
-
-
-def _evaluate(func: Callable, xs: Sequence[np.ndarray], i: int, value: np.ndarray) -> np.ndarray:
-    args = list(xs)
-    args[i] = value
-    return np.asarray(func(*args), dtype=np.float64)
 
 
 def _needed(xs: Sequence[tf.Tensor]) -> list[bool]:
