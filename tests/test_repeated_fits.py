@@ -211,3 +211,37 @@ def test_any_length_refuses_a_scalar():
 
     with pytest.raises(ValueError, match=r"at least one axis; got shape \(\)"):
         AnyLength(1.0)
+
+
+def test_binned_and_chi2_losses_on_one_model_share_traces_and_match_closed_forms():
+    zgrad.run.set_mode(graph=True)
+    model, (mu, sigma) = _gauss(mu=0.0, sigma=1.0)
+    from scipy.special import ndtr
+
+    def cdf(e):
+        return ndtr(e)  # mu = 0, sigma = 1: the range [-5, 5] holds all but 6e-7 of it
+
+    before = _misses()
+    keep = []
+    for i, n_bins in enumerate((3, 8, 20)):
+        edges = np.linspace(-3.0, 3.0, n_bins + 1)
+        counts = np.random.default_rng(i).integers(0, 30, n_bins).astype(float)
+        loss = zgrad.losses.BinnedNLL(model, counts, edges)
+        keep.append(loss)
+        total = cdf(5.0) - cdf(-5.0)
+        probs = (cdf(edges[1:]) - cdf(edges[:-1])) / total
+        expected = counts.sum() * probs / probs.sum()
+        safe = np.where(counts > 0, counts, 1.0)
+        want = np.sum(expected - counts + np.where(counts > 0, counts * np.log(safe / expected), 0.0))
+        np.testing.assert_allclose(loss.value(), want, rtol=1e-12)
+        loss.gradient(), loss.hessian()
+    assert _misses() - before == 3
+    before = _misses()
+    for i, n in enumerate((4, 9)):
+        x = np.linspace(-2.0, 2.0, n)
+        y = np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi) * (1 + 0.01 * (i + 1))
+        keep.append(zgrad.losses.Chi2(model, x, y, np.full(n, 0.01)))
+        pred = np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi) / (ndtr(5.0) - ndtr(-5.0))
+        np.testing.assert_allclose(keep[-1].value(), np.sum(((y - pred) / 0.01) ** 2), rtol=1e-10)
+        keep[-1].gradient()
+    assert _misses() - before == 2
