@@ -467,3 +467,17 @@ def test_precision_scan_stays_inside_limits_and_agrees_with_the_reference():
     assert float(sigma.value()) == 1.2
     with pytest.raises(ValueError, match=r"Unknown parameter 'nu'"):
         report.precision_scan("nu")
+
+
+def test_a_noisy_gradient_50_percent_off_is_not_passed():
+    """A numerical gradient whose large own error estimate would cover a 50 % deviation is inconclusive."""
+    from zgrad.checks import compare
+
+    common = dict(point=0, strategy="numerical", seconds=0.0, level="gradient", n_evals=3, param="x")
+    row = compare._row("numerical", 2.0, 2.5, 4.0, None, 0.0, 1e-6, "ok", common)
+    assert not row.ok and row.message.startswith("inconclusive") and row.deviation == -2.0
+    report = CrossCheckReport([row], params=("x",), points=(np.array([2.0]),), strategies=("numerical",),
+                              rtols={"numerical": 1e-6}, reference_source="closed form")  # fmt: skip
+    assert not report.ok and report.inconclusive == (row,) and report.failures == (row,)
+    small = compare._row("numerical", 4.0 + 1e-9, 2e-9, 4.0, None, 0.0, 1e-12, "ok", common)
+    assert small.ok and small.message == ""

@@ -164,7 +164,7 @@ def test_error_estimates_are_honest_across_the_test_set():
                 total += grad.size
     print(f"honest error estimates: {covered} of {total} components ({covered / total:.1%})")
     assert total >= 60
-    assert covered >= 0.95 * total
+    assert covered == total
 
 
 @pytest.mark.parametrize("name", list(SMOOTH))
@@ -226,7 +226,10 @@ def test_limits_are_never_crossed_and_gradient_is_one_sided(budget, method):
     exact = np.array([np.exp(x[0]) * x[1], np.exp(x[0]) + 3 * x[1] ** 2 * x[2], x[1] ** 3 + np.cos(x[2])])
     tolerance = 1e-7 if budget == "accurate" else 1e-5
     np.testing.assert_array_less(np.abs(r.gradient - exact) / np.abs(exact), tolerance)
-    assert r.status[:2] == ("one-sided", "one-sided") and r.status[2] == "ok"
+    # a sits on its limit: one-sided; b is 1e-7 from one: one-sided (accurate, where both rules agree)
+    # or central over half the room (fast), which the status names
+    near = "one-sided" if budget == "accurate" else "near-limit"
+    assert r.status == ("one-sided", near, "ok")
     assert [p.numpy() for p in params] == list(x)
 
 
@@ -328,3 +331,52 @@ def test_fast_budget_uses_a_losss_batched_evaluation_with_identical_numbers():
     np.testing.assert_array_equal(batched.gradient, sequential.gradient)
     assert batched.n_evals == sequential.n_evals == 5
     assert batched.status == sequential.status
+
+
+# --- singular functions at limits, float32 Hessians, noise ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "lower", "upper", "build", "exact"),
+    [
+        (1 - 1e-6, 0.0, 1.0, lambda x: tf.math.log(1 - x), lambda v: -1 / (1 - v)),
+        (1 - 5e-9, 0.0, 1.0, lambda x: tf.math.log(1 - x), lambda v: -1 / (1 - v)),
+        (1e-6, 0.0, 1.0, tf.math.log, lambda v: 1 / v),
+        (2e-9, 0.0, 1.0, tf.math.sqrt, lambda v: 0.5 / np.sqrt(v)),
+    ],
+)
+def test_singular_losses_next_to_a_limit(value, lower, upper, build, exact):
+    x = zgrad.Parameter("x", value, lower=lower, upper=upper)
+    r = zgrad.derivatives(lambda: build(x), [x], strategy="numerical")
+    truth = exact(value)
+    assert abs(r.gradient[0] - truth) <= r.error[0] <= 1e-3 * abs(truth)
+    # at the lower limit the default step (1 % of the value) already fits: 'ok' there
+    assert r.status[0] in ("ok", "near-limit", "rounding-limited")
+    assert float(x.numpy()) == value
+
+
+def test_float32_rosenbrock_hessian_to_2e_3_on_entries_above_1():
+    worst = 0.0
+    for i in range(len(SMOOTH["rosenbrock"][2])):
+        values = SMOOTH["rosenbrock"][2][i][:3]
+        params = [zgrad.Parameter(f"p{k}", v, dtype=tf.float32) for k, v in enumerate(values)]
+        r = NumericalStrategy().hessian(rosenbrock(*params), params)
+        x = np.array([p.numpy() for p in params], dtype=np.float64)
+        _, exact = rosenbrock_exact(x)
+        large = np.abs(exact) > 1.0
+        worst = max(worst, float(np.max(np.abs(r.hessian - exact)[large] / np.abs(exact)[large])))
+        assert np.all(np.abs(r.hessian - exact) <= r.hessian_error)
+    print(f"float32 Rosenbrock Hessian: worst relative error {worst:.2e} on entries above 1")
+    assert worst <= 2e-3
+
+
+def test_a_noisy_loss_reports_an_error_that_covers_its_true_error():
+    x = zgrad.Parameter("x", 0.3)
+    rng = np.random.default_rng(5)
+
+    def loss():  # a Monte Carlo-like loss: noise of 1e-6 on a parabola
+        return (x - 1.0) ** 2 + 1e-6 * rng.uniform(-1.0, 1.0)
+
+    r = NumericalStrategy().value_gradient(loss, [x])
+    assert abs(r.gradient[0] - 2 * (0.3 - 1.0)) <= r.error[0]
+    assert r.error[0] > 1e-6  # far above float64 rounding: the noise was measured

@@ -1,6 +1,7 @@
 """Reference cases: functions of a few Parameters with closed-form gradients and Hessians.
 
-:data:`CASES` joins these reference functions (:data:`FUNCTION_CASES`) and the
+:data:`CASES` joins these reference functions (:data:`FUNCTION_CASES`, which include the
+singular functions at limits and the noisy loss of :mod:`validation.edge_cases`) and the
 models inside losses of :mod:`validation.model_cases` (:data:`MODEL_CASES`).
 
 A :class:`Case` is a declarative specification: parameter names, limits and
@@ -10,53 +11,24 @@ gradient and Hessian as NumPy functions of the parameter values. A case holds
 no live TensorFlow state and its data are regenerated from a fixed seed, so a
 worker process can rebuild the same case from its name alone.
 
-Every builder returns NaN when a Parameter lies outside its declared limits, so a
-strategy that steps over a limit shows up as a failure instead of passing by luck.
+Every builder (:func:`validation.builders.make`) returns NaN when a Parameter lies outside
+its declared limits, so a strategy that steps over a limit shows up as a failure instead of
+passing by luck.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
 from fnmatch import fnmatchcase
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from validation.builders import make
+from validation.edge_cases import EDGE_CASES
 from validation.model_cases import MODEL_CASES
 from validation.spec import LEVELS, Case, ParamSpec, Tolerance
 
 __all__ = ["CASES", "FUNCTION_CASES", "LEVELS", "MODEL_CASES", "Case", "ParamSpec", "Tolerance", "select"]
-
-# --- helpers shared by the builders ---------------------------------------------------------------
-
-
-def _guarded(value: tf.Tensor, params: tuple, specs: tuple[ParamSpec, ...]) -> tf.Tensor:
-    # NaN outside the limits: a strategy that evaluates there fails loudly. The limits come from the
-    # specs (Python floats of this closure), never from the Parameters' attributes inside a trace.
-    outside = tf.constant(False)
-    for p, spec in zip(params, specs, strict=True):
-        if spec.lower is not None:
-            outside = tf.logical_or(outside, p < spec.lower)
-        if spec.upper is not None:
-            outside = tf.logical_or(outside, p > spec.upper)
-    return tf.where(outside, tf.constant(math.nan, value.dtype), value)
-
-
-def _make(specs: tuple[ParamSpec, ...], body: Callable[..., tf.Tensor]) -> Callable:
-    """Return a builder: ``build(params, data)`` gives ``func()`` = guarded ``body(*params, **data)``."""
-
-    def build(params: tuple, data: Mapping[str, Any]) -> Callable[[], tf.Tensor]:
-        tensors = {k: tf.constant(v) for k, v in data.items()}
-
-        def func() -> tf.Tensor:
-            return _guarded(body(*params, **tensors), params, specs)
-
-        return func
-
-    return build
-
 
 # --- Gaussian negative log-likelihood in (mu, sigma) ----------------------------------------------
 
@@ -283,7 +255,7 @@ _LSE_PARAMS = (ParamSpec("a"), ParamSpec("b"), ParamSpec("c"))
 
 _ROSEN_PARAMS = tuple(ParamSpec(f"x{i}") for i in range(5))
 
-FUNCTION_CASES: dict[str, Case] = {
+_TABLE: dict[str, Case] = {
     case.name: case
     for case in (
         Case(
@@ -291,7 +263,7 @@ FUNCTION_CASES: dict[str, Case] = {
             "Gaussian NLL in (mu, sigma) over 1000 seeded events",
             _GAUSS_PARAMS,
             (("near-mle", (0.3, 1.2)), ("off", (-0.5, 0.8)), ("wide", (1.0, 3.0))),
-            _make(_GAUSS_PARAMS, _gauss_nll),
+            make(_GAUSS_PARAMS, _gauss_nll),
             _gauss_grad,
             _gauss_hess,
             _gauss_data,
@@ -301,7 +273,7 @@ FUNCTION_CASES: dict[str, Case] = {
             "the Gaussian NLL in float32",
             _GAUSS_PARAMS,
             (("off", (-0.5, 0.8)), ("wide", (1.0, 3.0))),
-            _make(_GAUSS_PARAMS, _gauss_nll),
+            make(_GAUSS_PARAMS, _gauss_nll),
             _gauss_grad,
             _gauss_hess,
             _gauss_data,
@@ -316,7 +288,7 @@ FUNCTION_CASES: dict[str, Case] = {
                 ("minimum", (1.0, 1.0, 1.0, 1.0, 1.0)),
                 ("scattered", (0.5, -0.3, 1.4, 0.8, -0.9)),
             ),
-            _make(_ROSEN_PARAMS, _rosenbrock),
+            make(_ROSEN_PARAMS, _rosenbrock),
             _rosenbrock_grad,
             _rosenbrock_hess,
         ),
@@ -325,7 +297,7 @@ FUNCTION_CASES: dict[str, Case] = {
             "1e6 x^2 + 1e-6 y^2",
             (ParamSpec("x"), ParamSpec("y")),
             (("unit", (1.0, 1.0)), ("balanced", (1e-3, 1e3)), ("mixed", (-0.7, 30.0))),
-            _make((ParamSpec("x"), ParamSpec("y")), _disparity),
+            make((ParamSpec("x"), ParamSpec("y")), _disparity),
             _disparity_grad,
             _disparity_hess,
             hard=True,
@@ -335,7 +307,7 @@ FUNCTION_CASES: dict[str, Case] = {
             "exp(x) at large arguments",
             (ParamSpec("x"),),
             (("x=20", (20.0,)), ("x=10", (10.0,))),
-            _make((ParamSpec("x"),), _exp),
+            make((ParamSpec("x"),), _exp),
             _exp_grad,
             _exp_hess,
             hard=True,
@@ -345,7 +317,7 @@ FUNCTION_CASES: dict[str, Case] = {
             "a^2 b + sin(a) exp(b/2) in float32",
             (ParamSpec("a"), ParamSpec("b")),
             (("p1", (1.3, 0.7)), ("p2", (-0.4, 2.1))),
-            _make((ParamSpec("a"), ParamSpec("b")), _mixed),
+            make((ParamSpec("a"), ParamSpec("b")), _mixed),
             _mixed_grad,
             _mixed_hess,
             dtype="float32",
@@ -355,7 +327,7 @@ FUNCTION_CASES: dict[str, Case] = {
             "Poisson NLL of a binned exponential (40 bins, seeded counts)",
             (ParamSpec("norm", 10.0, 1e5), ParamSpec("lam", 0.05, 5.0)),
             (("near-mle", (2000.0, 0.8)), ("low", (1500.0, 1.2)), ("high", (2600.0, 0.5))),
-            _make((ParamSpec("norm", 10.0, 1e5), ParamSpec("lam", 0.05, 5.0)), _poisson_nll),
+            make((ParamSpec("norm", 10.0, 1e5), ParamSpec("lam", 0.05, 5.0)), _poisson_nll),
             _poisson_grad,
             _poisson_hess,
             _poisson_data,
@@ -365,7 +337,7 @@ FUNCTION_CASES: dict[str, Case] = {
             "power-law tail of a Crystal Ball shape in (alpha, n)",
             (ParamSpec("alpha", 0.5, 2.2), ParamSpec("n", 1.1, 50.0)),
             (("typical", (1.5, 3.0)), ("steep", (0.8, 10.0)), ("flat", (2.0, 1.5))),
-            _make((ParamSpec("alpha", 0.5, 2.2), ParamSpec("n", 1.1, 50.0)), _tail_nll),
+            make((ParamSpec("alpha", 0.5, 2.2), ParamSpec("n", 1.1, 50.0)), _tail_nll),
             _tail_grad,
             _tail_hess,
             _tail_data,
@@ -375,7 +347,7 @@ FUNCTION_CASES: dict[str, Case] = {
             "log-sum-exp of 8 affine terms near 750 (exp overflows) in 3 parameters",
             _LSE_PARAMS,
             (("small", (0.1, -0.2, 0.3)), ("spread", (2.0, -1.5, 1.0))),
-            _make(_LSE_PARAMS, _lse),
+            make(_LSE_PARAMS, _lse),
             _lse_grad,
             _lse_hess,
             _lse_data,
@@ -385,7 +357,7 @@ FUNCTION_CASES: dict[str, Case] = {
             "the Gaussian NLL at points on or next to parameter limits",
             _LIMIT_PARAMS,
             (("sigma-at-lower", (0.3, 1.0)), ("mu-near-upper", (2.0 - 1e-9, 1.5)), ("corner", (2.0, 1.0))),
-            _make(_LIMIT_PARAMS, _gauss_nll),
+            make(_LIMIT_PARAMS, _gauss_nll),
             _gauss_grad,
             _gauss_hess,
             _gauss_data,
@@ -394,6 +366,9 @@ FUNCTION_CASES: dict[str, Case] = {
     )
 }
 
+
+#: The reference functions: the table above, then singular functions at limits and a noisy loss.
+FUNCTION_CASES: dict[str, Case] = {**_TABLE, **EDGE_CASES}
 
 #: Every case by name: the reference functions, then the models inside losses.
 CASES: dict[str, Case] = {**FUNCTION_CASES, **MODEL_CASES}

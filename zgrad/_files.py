@@ -33,7 +33,7 @@ from pathlib import Path
 
 from zgrad.errors import ZgradError
 
-__all__ = ["OutputPathError", "prepare_folder", "write_files", "write_text"]
+__all__ = ["OutputPathError", "check_writable", "prepare_folder", "write_files", "write_text"]
 
 
 class OutputPathError(ZgradError, ValueError):
@@ -46,8 +46,14 @@ def _first_existing(path: Path) -> Path:
     return path
 
 
-def _probe(folder: Path) -> None:
-    """Create and remove a file in ``folder``: the one test that also holds for root and read-only mounts."""
+def check_writable(folder: Path) -> None:
+    """Create and remove a file in ``folder`` (the one test that also holds for root and read-only mounts).
+
+    Raises
+    ------
+    OutputPathError
+        If nothing can be written there, naming the folder and the reason.
+    """
     probe = folder / f".zgrad-probe-{secrets.token_hex(4)}"
     try:
         os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
@@ -97,7 +103,7 @@ def prepare_folder(path: str | os.PathLike, names: Iterable[str] = ()) -> Path:
     base = _first_existing(folder)
     if not base.is_dir():
         raise OutputPathError(f"cannot create the output folder {str(folder)!r}: {str(base)!r} is a file.")
-    _probe(base)  # the folder itself, or the existing folder it will be created in
+    check_writable(base)  # the folder itself, or the existing folder it will be created in
     names = list(names)
     for name in names:
         if (folder / name).is_dir():

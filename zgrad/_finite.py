@@ -5,7 +5,8 @@ strategy, the ``z.py_function`` bridge and the minimizers' directional gradient 
 it, and every function returns one :class:`FiniteResult` (estimate, error, evaluations, status).
 
 - :func:`gradient`, budget ``'fast'``: one central difference per component, ``2 n``
-  evaluations; a second-order three-point one-sided rule (also 2 evaluations) near a limit.
+  evaluations; closer to a limit than the step, central over half the room (``'near-limit'``);
+  on a limit, a second-order three-point one-sided rule (also 2 evaluations).
 - :func:`gradient`, budget ``'accurate'``: numdifftools' Richardson/Wynn extrapolation over a
   decreasing sequence of steps, at most ``30 n + 1`` evaluations, ``f(x)`` included.
 - :func:`hessian`: extrapolated second differences, exactly symmetric.
@@ -124,7 +125,7 @@ def first_step(scale: Any, eps: Any, depth: int = 0) -> np.ndarray:
     >>> from zgrad._finite import first_step
     >>> eps = np.finfo(np.float64).eps
     >>> [float(np.round(first_step(1.0, eps, d), 6)) for d in (0, 1)]
-    [6e-06, 0.000331]
+    [6e-06, 0.000332]
     """
     noise = np.asarray(eps, dtype=np.float64) ** ((2.0 / 3.0) ** depth)
     return np.cbrt(noise) * np.asarray(scale, dtype=np.float64)
@@ -184,8 +185,8 @@ def gradient(
     >>> bool(np.allclose(r.estimate, [2 * np.e, np.e], rtol=1e-10)), r.status
     (True, ('ok', 'ok'))
     >>> r = gradient(lambda v: np.log(1 - v[0]), [1 - 1e-6], 1.0, lower=0.0, upper=1.0)
-    >>> bool(abs(r.estimate[0] + 1e6) <= r.error[0] < 1.0), r.status
-    (True, ('near-limit',))
+    >>> bool(abs(r.estimate[0] + 1e6) <= r.error[0] < 1.0), r.status  # central in log(1 - x)
+    (True, ('rounding-limited',))
     >>> fast = gradient(lambda v: (v[0] - 1.0) ** 2 + v[1] ** 3, [3.0, 2.0], 1.0, budget="fast")
     >>> np.round(fast.estimate, 6).tolist(), fast.n_evals
     ([4.0, 12.0], 5)
@@ -223,7 +224,7 @@ def _fast_gradient(
         estimate[i] = g
         error[i] = truncation + floor if np.isfinite(g) else np.inf
         reach = counted.slope_scale(h_used * (2.0 if side else 1.0))
-        geometry = STATUS_ONE_SIDED if side else STATUS_OK
+        geometry = STATUS_ONE_SIDED if side else (STATUS_NEAR_LIMIT if h < steps[i] else STATUS_OK)
         status.append(st.component_status(geometry, g, error[i], floor, truncation, counted.eps,
                                           counted.nonfinite, reach))  # fmt: skip
     return FiniteResult(estimate, error, counted.n, tuple(status))
@@ -294,7 +295,7 @@ class _Line:
         return self._judge(result, seen, _AMPLIFY[side], 1.0, geometry, base)
 
     def _local(self, toward: int) -> tuple[float, float, str]:
-        """The central rule in ``u = log|x - limit|`` for the limit on side ``toward`` (+1 upper)."""
+        """Differentiate centrally in ``u = log|x - limit|`` for the limit on side ``toward`` (+1 upper)."""
         import numdifftools as nd
 
         xi = self.x[self.i]
@@ -353,7 +354,7 @@ def directional(
     upper: Any = None,
     f0: Any = None,
 ) -> FiniteResult:
-    """Derivative of ``t -> f(x + t * direction)`` at ``t = 0``: the accurate rule on one line.
+    """Differentiate ``t -> f(x + t * direction)`` at ``t = 0``: the accurate rule on one line.
 
     The line is cut where it leaves the box ``[lower, upper]``, so a limit near ``x`` along
     the direction is handled as for :func:`gradient` (one-sided or in log-distance). The
@@ -396,9 +397,14 @@ def hessian(
 
     The central rule reaches ``x ± 2 h`` on the diagonal. If every component has that room
     (steps shrunk up to 8x to fit), all are central; otherwise the forward rule is used for
-    all, mirrored per component so that each goes towards the side of its own limit that has
-    room. Eight steps from ``0.1 * scales`` for float64; for a coarser dtype the sequence
-    starts ``(eps / eps64)**(1/8)`` times larger, where rounding allows the best accuracy.
+    all, mirrored per component so that each goes towards the side of its own limit that
+    has room. Where a component lacks the room but is not on its limit, the Hessian is also
+    taken centrally in ``log(distance to the limit)`` for it, a stencil that cannot straddle
+    a singularity at the limit; the one-sided entries are kept only where both agree within
+    their errors and theirs is smaller (status ``'one-sided'``), else the log-distance ones
+    (``'near-limit'``). Eight steps from ``0.1 * scales`` for float64; for a coarser dtype
+    the sequence starts ``(eps / eps64)**(1/8)`` times larger, where rounding allows the
+    best accuracy.
 
     Parameters
     ----------
@@ -409,7 +415,8 @@ def hessian(
     -------
     FiniteResult
         ``estimate`` and ``error`` of shape ``(n, n)``, both exactly symmetric; ``status``
-        per component (``'one-sided'`` where the forward rule was used, ``'non-finite'``).
+        per component (``'near-limit'`` where it was taken in log-distance, ``'one-sided'``
+        where the forward rule was used, ``'non-finite'``).
 
     Examples
     --------
@@ -429,8 +436,64 @@ def hessian(
         )
     coarse = (max(counted.eps, float(np.max(x_eps))) / np.finfo(np.float64).eps) ** 0.125
     steps = ACCURATE_FRACTION * scales * coarse
+    limits = np.where(hi - x < x - lo, hi, lo)  # each component's nearer limit
+    cramped = np.array([st.plan(x[i], steps[i], lo[i], hi[i], 2.0)[0] != 0 for i in range(x.size)])
     sides, base = _hessian_rules(x, steps, lo, hi)
-    return _extrapolated_hessian(counted, x, sides, base)
+    one_sided = _extrapolated_hessian(counted, x, sides, base)
+    if not np.any(cramped) or np.any(cramped & (x == limits)):
+        return one_sided
+    # a limit where no central rule fits: also central in log-distance for those components,
+    # which cannot straddle a singularity at the limit; the one-sided entries are kept only
+    # where both agree within their errors and theirs is the smaller error (smooth functions)
+    local = _log_distance_hessian(counted, x, steps, lo, hi, cramped, limits)
+    agree = np.abs(one_sided.estimate - local.estimate) <= one_sided.error + local.error
+    keep = agree & np.isfinite(one_sided.error) & (one_sided.error <= local.error)
+    estimate = np.where(keep, one_sided.estimate, local.estimate)
+    error = np.where(keep, one_sided.error, local.error)
+    status = tuple(
+        (STATUS_ONE_SIDED if keep[i, i] else STATUS_NEAR_LIMIT) if cramped[i] and state == STATUS_NEAR_LIMIT
+        else state
+        for i, state in enumerate(local.status)
+    )  # fmt: skip
+    return FiniteResult(estimate, error, counted.n, status)
+
+
+def _log_distance_hessian(
+    counted: st.Counted, x: np.ndarray, steps: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+    near: np.ndarray, limits: np.ndarray,
+) -> FiniteResult:  # fmt: skip
+    """Central Hessian in ``y``: ``y_i = log|x_i - limit_i|`` for the ``near`` components, else ``x_i``.
+
+    No stencil in ``y`` reaches the limit or straddles a singularity there. With
+    ``J = dx/dy`` (the signed distance ``d_i`` for a near component, else 1) and, for a near
+    component, ``d^2 x_i / dy_i^2 = d_i`` too: ``H_x = (H_y - diag(g_y * near)) / (J J^T)``, the
+    gradient ``g_y`` by the accurate rule in ``y``. Errors are carried the same way.
+    """
+    signed = np.where(near, x - limits, 1.0)  # J
+    y0 = np.where(near, np.log(np.abs(signed)), x)
+    span = np.log((hi - lo) * (1.0 - st.LIMIT_MARGIN))  # |x - limit| stays below the range
+    y_lo = np.where(near, -np.inf, lo)
+    y_hi = np.where(near, span, hi)
+    y_steps = np.where(near, _LOCAL_STEP, steps)
+
+    def x_of(y: np.ndarray) -> np.ndarray:
+        return np.where(near, limits + np.sign(signed) * np.exp(y), y)
+
+    def g(y: np.ndarray) -> float:
+        return counted(x_of(y))
+
+    inner = hessian(g, y0, y_steps / ACCURATE_FRACTION, y_lo, y_hi, f0=counted.f0)
+    slope = gradient(g, y0, y_steps / ACCURATE_FRACTION, y_lo, y_hi, f0=counted.f0)
+    curvature = np.diag(np.where(near, slope.estimate, 0.0))
+    outer = np.outer(signed, signed)
+    estimate = (inner.estimate - curvature) / outer
+    error = (inner.error + np.diag(np.where(near, slope.error, 0.0))) / np.abs(outer)
+    estimate, error = 0.5 * (estimate + estimate.T), np.maximum(error, error.T)
+    status = tuple(
+        STATUS_NONFINITE if not np.all(np.isfinite(row)) else (STATUS_NEAR_LIMIT if flag else state)
+        for row, flag, state in zip(estimate, near, inner.status, strict=True)
+    )
+    return FiniteResult(estimate, error, counted.n, status)
 
 
 def _hessian_rules(

@@ -138,6 +138,9 @@ _override: contextvars.ContextVar[Mode | None] = contextvars.ContextVar("zgrad_m
 #: (weakly held: a plain call whose result is dropped is a persistent change, nothing to track).
 _pending: weakref.WeakSet[ModeChange] = weakref.WeakSet()
 _tracing_depth: contextvars.ContextVar[int] = contextvars.ContextVar("zgrad_tracing_depth", default=0)
+#: the `with set_mode(...)` blocks open in this context, oldest first: lets a block that is left out
+#: of order (two generators closed in the order they were opened) hand its restore point on
+_open_blocks: contextvars.ContextVar[tuple] = contextvars.ContextVar("zgrad_open_mode_blocks", default=())
 
 
 def effective() -> Mode:
@@ -183,16 +186,20 @@ class ModeChange:
 
     Entering the ``with`` block moves the change from the scope it was made in
     into a new context-local override; leaving the block removes that override,
-    also on an exception.
+    also on an exception. Blocks left out of order (two generators, each holding a
+    block, closed in the order they were opened) restore correctly: leaving a block
+    takes only its own change out, a block entered after it and still open stays in
+    force, and once both are left the mode from before the first is back.
     """
 
-    __slots__ = ("_mode", "_previous", "_in_default", "_block_token", "_entered", "__weakref__")
+    __slots__ = ("_mode", "_previous", "_in_default", "_block_token", "_restore", "_entered", "__weakref__")
 
     def __init__(self, mode: Mode, previous: Mode | None, in_default: bool):
         self._mode = mode
         self._previous = previous  # what the changed scope held before this change
         self._in_default = in_default  # changed the process default (else the caller's override)
         self._block_token: contextvars.Token | None = None
+        self._restore: Mode | None = None  # the override to put back on leaving the block
         self._entered = False
 
     @property
@@ -213,7 +220,9 @@ class ModeChange:
                 for other in _pending:
                     if other._in_default == self._in_default and other._previous is self._mode:
                         other._previous = self._previous
+        self._restore = _override.get()
         self._block_token = _override.set(self._mode)
+        _open_blocks.set((*_open_blocks.get(), self))
         return self
 
     def _undo_in_scope(self) -> bool:
@@ -234,7 +243,21 @@ class ModeChange:
         try:
             _check_not_tracing("Leaving a `with zgrad.run.set_mode(...)` block")
         finally:  # restore also when refusing, so that no override outlives its block
+            self._leave()
+
+    def _leave(self) -> None:
+        """Take this block's change out; blocks entered after it and still open keep theirs."""
+        blocks = _open_blocks.get()
+        if not any(block is self for block in blocks):
+            # entered in another thread or task: the token refuses, saying so
             _override.reset(self._block_token)
+            return
+        i = next(k for k, block in enumerate(blocks) if block is self)
+        if i == len(blocks) - 1:
+            _override.set(self._restore)
+        else:  # left before a later block (generators closed out of order): it inherits the restore point
+            blocks[i + 1]._restore = self._restore
+        _open_blocks.set(blocks[:i] + blocks[i + 1 :])
 
     def __repr__(self) -> str:
         return f"<ModeChange {self._mode.as_dict()}>"

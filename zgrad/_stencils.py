@@ -220,8 +220,18 @@ def component_status(
 
 
 def fast_plan(x: float, step: float, lo: float, hi: float) -> tuple[int, float]:
-    side, h = plan(x, step, lo, hi, reach=1.0)
-    return plan(x, step, lo, hi, reach=2.0) if side else (side, h)
+    """Choose the fast rule: central with ``step``; closer to a limit, central with half the room.
+
+    Half the room keeps the stencil as far from the limit as it is wide, so a singularity at
+    the limit is resolved rather than stepped over; only a point on a limit gets the one-sided
+    three-point rule.
+    """
+    room = min(x - lo, hi - x) * (1.0 - LIMIT_MARGIN)
+    if room >= step:
+        return 0, step
+    if room > 0.0:
+        return 0, room / 2.0
+    return plan(x, step, lo, hi, reach=2.0)
 
 
 def stencil_points(x: np.ndarray, i: int, side: int, h: float) -> list[np.ndarray]:

@@ -26,6 +26,14 @@ def _real_or_none(name: str, value: Any) -> float | None:
     return value
 
 
+def _in_dtype(value: float | None, dtype: tf.DType) -> float | None:
+    """``value`` as the nearest number of a floating ``dtype`` (other dtypes: unchanged)."""
+    if value is None or not dtype.is_floating or math.isinf(value):
+        return value
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: refused by the caller
+        return float(np.asarray(value, dtype=dtype.as_numpy_dtype))
+
+
 class Parameter(ResourceVariable):
     """A model parameter: a ``tf.Variable`` with a name, optional limits and a step size.
 
@@ -41,7 +49,9 @@ class Parameter(ResourceVariable):
     value : float
         Initial value; must lie within the limits.
     lower, upper : float, optional
-        Limits (inclusive). ``None`` means unbounded on that side.
+        Limits (inclusive). ``None`` means unbounded on that side. They are kept rounded to
+        ``dtype``, as the value is, so a value within the given limits is within the stored
+        ones: with ``dtype=tf.float32``, ``upper=0.1`` reads back as ``float32(0.1)``.
     step_size : float, optional
         Typical scale of a change, used by numerical derivatives and minimizers.
         Default: 1 % of ``|value|`` (0.01 for a zero value), at most 1 % of the
@@ -53,9 +63,11 @@ class Parameter(ResourceVariable):
     Raises
     ------
     ValueError
-        If the value lies outside the limits, ``lower >= upper``, or ``step_size <= 0``.
+        If the value lies outside the limits or is not finite in ``dtype``, ``lower >= upper``
+        (in ``dtype``), or ``step_size <= 0``.
     TypeError
-        If a numeric argument is not a real number or ``name`` is not a string.
+        If a numeric argument is not a real number (a complex value included) or ``name`` is not
+        a string.
 
     Examples
     --------
@@ -87,13 +99,18 @@ class Parameter(ResourceVariable):
     ) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"Parameter name must be a non-empty str; got {name!r} ({type(name).__name__}).")
-        lower = _real_or_none("lower", lower)
-        upper = _real_or_none("upper", upper)
+        dtype = tf.as_dtype(dtype)
+        # limits are kept rounded to the dtype, like the value: rounding is monotone, so a value
+        # within the given limits stays within the stored ones (float32(0.1) > 0.1 otherwise)
+        lower = _in_dtype(_real_or_none("lower", lower), dtype)
+        upper = _in_dtype(_real_or_none("upper", upper), dtype)
         if lower is not None and upper is not None and not lower < upper:
             raise ValueError(
-                f"Parameter {name!r}: limits must satisfy lower < upper; got [{lower}, {upper}]."
+                f"Parameter {name!r}: limits must satisfy lower < upper (in {dtype.name}); "
+                f"got [{lower}, {upper}]."
             )
         self._zname = name
+        self._zdtype = dtype
         self._lower = lower
         self._upper = upper
         initial = self._checked_value(value)
@@ -165,11 +182,16 @@ class Parameter(ResourceVariable):
         if isinstance(value, (tf.Tensor, tf.Variable)):
             value = value.numpy()
         array = np.asarray(value)
-        if array.shape != () or not np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_:
-            raise TypeError(f"Parameter {self._zname!r}: value must be a real scalar; got {value!r}.")
-        new = float(array)
+        if array.shape != () or array.dtype.kind not in "iuf":
+            raise TypeError(
+                f"Parameter {self._zname!r}: value must be a real scalar (int or float); got {value!r} "
+                f"({type(value).__name__})."
+            )
+        new = _in_dtype(float(array), self._zdtype)
         if not math.isfinite(new):
-            raise ValueError(f"Parameter {self._zname!r}: value must be finite; got {new}.")
+            raise ValueError(
+                f"Parameter {self._zname!r}: value must be finite in {self._zdtype.name}; got {value!r}."
+            )
         lo = -math.inf if self._lower is None else self._lower
         hi = math.inf if self._upper is None else self._upper
         if not lo <= new <= hi:

@@ -15,6 +15,14 @@ The verdict of a row is ``|deviation| <= tolerance`` with
   given) and ``cover`` the error estimates that vouch for the difference: the numerical
   strategy's own error estimate, plus the reference's error estimate when the reference is
   itself numerical.
+
+A row that passes only because of its combined error estimates ``cover`` (``|deviation| >
+rtol * scale``), where those exceed :data:`INCONCLUSIVE_FRACTION` (10 %) of its scale, is
+*inconclusive*: such errors could vouch for almost any value, so the row does not
+pass (``ok`` is False, which makes ``report.ok`` False) and its ``message`` starts with
+``'inconclusive'``; :attr:`CrossCheckReport.inconclusive` lists these rows. Where a whole
+level's reference is exactly zero (scale 0) there is no scale to compare with and the rule
+does not apply. The JSON schema is unchanged: such rows are failures with that message.
 """
 
 from __future__ import annotations
@@ -34,7 +42,15 @@ from zgrad._runmanager import run
 from zgrad.checks import _inputs, _plots, report
 from zgrad.gradients import _api, registry
 
-__all__ = ["CrossCheckReport", "CrossCheckRow", "crosscheck", "DEFAULT_RTOL", "ERROR_COVERED", "SCALE_FLOOR"]
+__all__ = [
+    "CrossCheckReport",
+    "CrossCheckRow",
+    "crosscheck",
+    "DEFAULT_RTOL",
+    "ERROR_COVERED",
+    "INCONCLUSIVE_FRACTION",
+    "SCALE_FLOOR",
+]
 
 #: Relative tolerance per strategy name when ``tolerances`` does not say otherwise.
 DEFAULT_RTOL: Mapping[str, float] = {"autodiff": 1e-8, "numerical": 1e-6}
@@ -44,8 +60,11 @@ OTHER_RTOL = 1e-6
 ERROR_COVERED = frozenset({"numerical"})
 #: A component's scale is at least this fraction of the largest reference component.
 SCALE_FLOOR = 1e-3
+#: Error estimates larger than this fraction of a component's scale make its row inconclusive.
+INCONCLUSIVE_FRACTION = 0.1
 
 CLOSED_FORM = "closed form"
+INCONCLUSIVE = "inconclusive"
 NUMERICAL_REFERENCE = "numerical (accurate)"
 
 
@@ -205,8 +224,13 @@ class CrossCheckReport:
 
     @property
     def failures(self) -> tuple[CrossCheckRow, ...]:
-        """The rows that failed, in order."""
+        """The rows that did not pass (failed or inconclusive), in order."""
         return tuple(row for row in self.rows if not row.ok)
+
+    @property
+    def inconclusive(self) -> tuple[CrossCheckRow, ...]:
+        """The rows whose error estimates were too large to judge them (a subset of :attr:`failures`)."""
+        return tuple(row for row in self.rows if row.message.startswith(INCONCLUSIVE))
 
     def summary(self) -> dict[str, Any]:
         """Return counts, the largest relative deviation and z-score, cost and time per strategy."""
@@ -466,6 +490,12 @@ def _row(
         zscore = 0.0 if deviation == 0 else math.inf
     ok = bool(math.isfinite(value) and abs(deviation) <= tolerance)
     message = "" if status == "ok" else f"status: {status}"
+    if ok and abs(deviation) > rtol * scale and cover > INCONCLUSIVE_FRACTION * scale > 0:
+        ok = False
+        message = "; ".join(
+            m for m in (f"{INCONCLUSIVE}: error estimates {cover:.3g} exceed {INCONCLUSIVE_FRACTION:.0%} "
+                        f"of the scale {scale:.3g}", message) if m
+        )  # fmt: skip
     return CrossCheckRow(
         value=value, error=error, reference=reference, deviation=deviation, zscore=zscore,
         tolerance=tolerance, ok=ok, scale=scale, message=message, **common,

@@ -108,6 +108,7 @@ def derivatives(
     if not strat.provides_gradient:
         strat.value_gradient(func, params)  # a strategy without a gradient explains itself here
         raise GradientError(f"The strategy {name!r} provides no gradient (provides_gradient is False).")
+    method = strat.value_gradient
     if hessian:
         method = getattr(strat, "hessian", None)
         if method is None:
@@ -115,11 +116,86 @@ def derivatives(
                 f"The strategy {name!r} provides no Hessian (it has no 'hessian' method); use "
                 "strategy='autodiff' or 'numerical' for Hessians."
             )
+    try:
         raw = method(func, params)
-        result = _normalise(raw, name, params, strat, func, hessian=True)
-    else:
-        result = _normalise(strat.value_gradient(func, params), name, params, strat, func, hessian=False)
+    except (AttributeError, TypeError, ValueError) as exc:
+        _explain_failure(func, params, strat, exc)  # a func that returns no real scalar: say so
+        raise
+    result = _normalise(raw, name, params, strat, func, hessian=hessian)
+    check_scalar_output(result.value, func)
     return result
+
+
+def _is_tensor(value: Any) -> bool:
+    # duck-typed: a tf.DType has is_floating, a NumPy dtype has not (no TensorFlow import needed here)
+    return hasattr(getattr(value, "dtype", None), "is_floating") and hasattr(value, "shape")
+
+
+def _describe(func: Any) -> str:
+    return repr(getattr(func, "__qualname__", func))
+
+
+def check_scalar_output(value: Any, func: Any) -> Any:
+    """Return ``value`` if it is what a loss function must return: a real scalar (one element).
+
+    Tensors are checked by dtype and static shape (so this works inside a trace too).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is None, a string, complex or anything but a real number.
+    ValueError
+        If ``value`` has more (or fewer) than one element.
+
+    Examples
+    --------
+    >>> from zgrad.gradients._api import check_scalar_output
+    >>> check_scalar_output(2.5, print)
+    2.5
+    >>> check_scalar_output(None, print)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: The function 'print' returned None (NoneType); it must return a real scalar ...
+    """
+    allowed = "a real scalar (a float, a NumPy scalar or a tensor with one element)"
+    shape = getattr(value, "shape", None)
+    if _is_tensor(value):  # maybe symbolic: judged by dtype and static shape, never converted
+        real = value.dtype.is_floating or value.dtype.is_integer
+        size = shape.num_elements() if shape.is_fully_defined() else 1
+    else:
+        array = np.asarray(value) if value is not None else None
+        real = array is not None and array.dtype.kind in "iuf"
+        size = 1 if array is None else array.size
+        shape = getattr(array, "shape", None)
+    if not real:
+        raise TypeError(
+            f"The function {_describe(func)} returned {value!r} ({type(value).__name__}); it must return "
+            f"{allowed}."
+        )
+    if size != 1:
+        raise ValueError(
+            f"The function {_describe(func)} returned a value of shape {tuple(shape)}; it must return "
+            f"{allowed}."
+        )
+    return value
+
+
+def _explain_failure(func: Callable, params: tuple, strat: Any, exc: Exception) -> None:
+    """After a strategy failed: raise a clear error if ``func`` returns no real scalar, else return."""
+    try:
+        value = func()
+    except Exception:  # func fails by itself: the strategy's error says more
+        return
+    try:
+        check_scalar_output(value, func)
+    except (TypeError, ValueError) as clear:
+        raise clear from exc
+    if getattr(strat, "is_autograd", False) and not _is_tensor(value):
+        raise GradientError(
+            f"The function {_describe(func)} returned {value!r} ({type(value).__name__}), a constant: a "
+            f"value not computed from the Parameters {[p.name for p in params]} with TensorFlow "
+            "operations has no automatic gradient."
+        ) from exc
 
 
 def _normalise(

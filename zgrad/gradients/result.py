@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 # The per-component status codes are defined by the ground layer that computes them.
-from zgrad._finite import STATUS_NONFINITE, STATUS_OK, STATUS_ONE_SIDED, STATUS_ROUNDING
+from zgrad._finite import STATUS_NEAR_LIMIT, STATUS_NONFINITE, STATUS_OK, STATUS_ONE_SIDED, STATUS_ROUNDING
 
 __all__ = [
     "GradientResult",
+    "STATUS_NEAR_LIMIT",
     "STATUS_NONFINITE",
     "STATUS_OK",
     "STATUS_ONE_SIDED",
@@ -42,7 +43,8 @@ class GradientResult:
     strategy : str
         Name of the strategy that produced the result.
     status : tuple of str
-        Per gradient component: ``'ok'``, ``'rounding-limited'``, ``'one-sided'`` or ``'non-finite'``.
+        Per gradient component: ``'ok'``, ``'rounding-limited'``, ``'one-sided'``, ``'near-limit'``
+        (the estimate that resolves the scale of the distance to a limit was kept) or ``'non-finite'``.
     params : tuple of str
         Names of the Parameters, in the order of the components.
 

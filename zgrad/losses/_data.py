@@ -43,12 +43,17 @@ def check_inside(data: np.ndarray, obs: Space) -> None:
 
 
 def check_weights(weights: Any, n: int) -> np.ndarray | None:
-    """Return finite 1-D weights of length ``n`` (or None), or raise saying what is wrong."""
+    """Return finite 1-D weights of length ``n``, not all zero (or None), or raise saying what is wrong."""
     if weights is None:
         return None
     weights = as_1d("weights", weights)
     if weights.size != n:
         raise ValueError(f"weights has {weights.size} entries but the data has {n}; they must match.")
+    if not weights.any():  # a loss of 0 for every parameter value: nothing to fit, never a silent success
+        raise ValueError(
+            f"weights are all zero ({n} entries): the loss would be 0 whatever the parameters; give at "
+            "least one non-zero weight (negative weights are allowed)."
+        )
     return weights
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import types
 from collections.abc import Callable, Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from zgrad.gradients._api import check_scalar_output
 from zgrad.losses import _data, _kernel
 from zgrad.losses._base import BaseLoss, GaussianConstraint, check_unique_names, refuse_model_list
 
@@ -178,11 +180,13 @@ class SimpleLoss(BaseLoss):
     Parameters
     ----------
     func : callable
-        Returns the loss value (a scalar tensor) from the Parameters it reads.
+        Returns the loss value (a scalar tensor) from the Parameters it reads. Anything else
+        (None, a string, a vector) raises an error naming ``func`` when the loss is evaluated.
     params : sequence of Parameter
         The Parameters ``func`` reads.
     errordef : float
-        0.5 for a negative log-likelihood, 1 for a chi2.
+        0.5 for a negative log-likelihood, 1 for a chi2: a positive real number (a string such as
+        ``"1"`` is refused with a TypeError).
     constraints : sequence of GaussianConstraint, optional
 
     Examples
@@ -201,6 +205,11 @@ class SimpleLoss(BaseLoss):
         errordef: float,
         constraints: Sequence[GaussianConstraint] | None = None,
     ) -> None:
+        if isinstance(errordef, bool) or not isinstance(errordef, (Real, np.floating, np.integer)):
+            raise TypeError(
+                f"errordef must be a positive real number (0.5 for a negative log-likelihood, 1 for a "
+                f"chi2); got {errordef!r} ({type(errordef).__name__})."
+            )
         super().__init__(errordef, constraints)
         if not callable(func):
             raise TypeError(f"func must be a zero-argument callable; got {func!r} ({type(func).__name__}).")
@@ -221,7 +230,8 @@ class SimpleLoss(BaseLoss):
         return list(self._params_given)
 
     def _loss_tensor(self) -> tf.Tensor:
-        return tf.convert_to_tensor(self._func())
+        # checked before TensorFlow converts it: None, a string or a vector get a message naming func
+        return tf.convert_to_tensor(check_scalar_output(self._func(), self._func))
 
 
 def _check_portable(func: Any, params: Sequence[Any], loss: str, role: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from zgrad import _registry
+from zgrad.gradients._api import check_params
 from zgrad.minimize import _limits, _objective
 from zgrad.minimize.result import FitResult, ParamMap
 
@@ -72,7 +73,7 @@ class Minuit:
         """
         import iminuit  # 0.2 s to import: only when a fit is run
 
-        params = list(params) if params is not None else loss.params
+        params = list(check_params(params)) if params is not None else loss.params
         if not params:
             raise ValueError("The loss has no floating Parameters to minimize.")
         grad_name, grad_strategy = _objective.choose_strategy(self.gradient)
@@ -121,8 +122,6 @@ class Minuit:
         edm = float(fmin.edm) if fmin is not None else math.nan
         if fmin is not None and not math.isfinite(fval):
             problems.append("the loss is not finite at the minimum (NaN or inf)")
-        elif problem and objective.first_nonfinite is not None:
-            problems.append(f"the loss was not finite (NaN or inf) at {objective.first_nonfinite}")
         limited = _objective.at_limit(params, values, errors)
         if fmin is not None:
             verdict, edm = _verdict(
@@ -130,6 +129,8 @@ class Minuit:
             )
             problems += verdict
         problems += _objective.common_problems(check, grad_name)
+        if problems and objective.first_nonfinite is not None:  # the likely cause of the failure: first
+            problems.insert(0, nonfinite_note(objective.first_nonfinite))
         covariance = None
         if minuit.covariance is not None and fmin is not None and fmin.has_covariance:
             covariance = np.array(minuit.covariance, dtype=float)
@@ -153,6 +154,19 @@ class Minuit:
             info={"minuit": minuit, "nhess": nhess},
             at_limit=limited,
         )
+
+
+def nonfinite_note(point: dict[str, float]) -> str:
+    """Return the message part of a failed fit that met a NaN or inf loss at ``point`` (name -> value).
+
+    Examples
+    --------
+    >>> from zgrad.minimize.minuit import nonfinite_note
+    >>> nonfinite_note({"x": 1.5})
+    'the loss was not finite (NaN or inf) at x=1.5, first met during the minimization'
+    """
+    where = ", ".join(f"{name}={value!r}" for name, value in point.items())
+    return f"the loss was not finite (NaN or inf) at {where}, first met during the minimization"
 
 
 def _bound(param: Any, which: str, default: float) -> float:

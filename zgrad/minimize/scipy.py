@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 
 from zgrad import _registry
+from zgrad.gradients._api import check_params
 from zgrad.minimize import _objective
+from zgrad.minimize.minuit import nonfinite_note
 from zgrad.minimize.result import FitResult, ParamMap
 
 __all__ = ["Scipy"]
@@ -69,7 +71,7 @@ class Scipy:
         """Minimize ``loss`` and return a :class:`FitResult`; the Parameters then hold the best fit."""
         import scipy.optimize
 
-        params = list(params) if params is not None else loss.params
+        params = list(check_params(params)) if params is not None else loss.params
         if not params:
             raise ValueError("The loss has no floating Parameters to minimize.")
         grad_name, grad_strategy = _objective.choose_strategy(self.gradient)
@@ -120,6 +122,8 @@ class Scipy:
         if not math.isfinite(fval):
             messages.append("the loss is not finite at the end point (NaN or inf)")
         messages += _objective.common_problems(check, grad_name)
+        if messages and objective.first_nonfinite is not None:  # the likely cause of the failure: first
+            messages.insert(0, nonfinite_note(objective.first_nonfinite))
         names = [p.name for p in params]
         return FitResult(
             params=params,

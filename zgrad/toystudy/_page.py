@@ -46,8 +46,13 @@ def target_path(path: str | os.PathLike) -> Path:
     folder = path.parent
     while not folder.exists():  # the folders to be created: the first existing one must be writable
         folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write {str(path)!r}: {str(folder)!r} is not a writable folder.")
+    try:
+        if not folder.is_dir():
+            raise _files.OutputPathError(f"{str(folder)!r} is a file")
+        _files.check_writable(folder)
+    except _files.OutputPathError:
+        message = f"cannot write {str(path)!r}: {str(folder)!r} is not a writable folder."
+        raise PermissionError(message) from None
     return path
 
 

@@ -5,8 +5,9 @@ TensorFlow's own bridges have no gradient (``tf.numpy_function`` gives None,
 ``tf.numpy_function`` wrapped in ``tf.custom_gradient``, whose backward pass
 contracts the upstream gradient with a derivative array (central differences from
 :func:`zgrad._finite.array_derivative`, the package's one finite-difference engine, with its
-step rule for each derivative order). That array is itself computed by a bridged function with a numerical gradient, so the gradient is
-differentiable again: Hessians through the bridge work with nested tapes.
+step rule for each derivative order). That array is itself computed by a bridged function
+with a numerical gradient, so the gradient is differentiable again: Hessians through the
+bridge work with nested tapes.
 
 Derivative arrays per input, from the cheapest shape that is correct:
 
@@ -261,7 +262,8 @@ class _Bridge:
                 return np.asarray(jac, dtype=np.float64)
 
             return from_user
-        func, depth = self._serial, self.depth  # the derivative bridge slices; its slices must not slice again
+        # the derivative bridge slices; its slices must not slice again
+        func, depth = self._serial, self.depth
 
         def numerical(*xs: np.ndarray) -> np.ndarray:
             # the step for this derivative order is the engine's: first_step at this depth
