@@ -13,6 +13,12 @@ from zgrad.errors import GradientError
 from zgrad.gradients import _api
 from zgrad.gradients.result import symmetrize
 
+#: Up to this many events, a value call of an unbinned NLL with an autodiff gradient computes the
+#: gradient too: MIGRAD asks for the gradient at the point of its last value call, and at this size
+#: a graph call costs mostly its fixed overhead (2000 events: value 0.26 ms, value and gradient
+#: 0.30 ms), so one fused call replaces two. Above it the gradient's own cost dominates.
+FUSED_EVENTS = 2**15
+
 #: Relative deviation above which the directional check reports a gradient mismatch.
 GRADIENT_CHECK_RTOL = 1e-3
 
@@ -67,7 +73,8 @@ class Objective:
     call, and for gradients and Hessians that come from the built-in ``'autodiff'``
     strategy (which would compute the same numbers through the same graphs). Where the
     loss also offers ``zgrad_at_function`` (losses with a shared kernel), the compiled
-    graph is called directly.
+    graph is called directly. For an unbinned NLL of at most :data:`FUSED_EVENTS` events
+    with an autodiff gradient, a value call computes the gradient too.
     """
 
     def __init__(self, loss: Any, params: Sequence[Any], strategy: Any, hessian_strategy: Any) -> None:
@@ -89,6 +96,8 @@ class Objective:
         self._at_functions: dict[int, Any] = {}
         self._fast_grad = self._at is not None and _is_builtin_autodiff(strategy)
         self._fast_hess = self._at is not None and _is_builtin_autodiff(hessian_strategy)
+        events = getattr(loss, "n_events", None)
+        self._fuse = self._fast_grad and isinstance(events, int) and events <= FUSED_EVENTS
 
     def _evaluate(self, x: np.ndarray, order: int) -> Any:
         # the loss's compiled graph for this order, found on first use (so that a failure to
@@ -124,6 +133,12 @@ class Objective:
         cached = self._cached(x, 1)
         if cached is not None:
             return cached
+        if self._fuse:
+            # MIGRAD asks for the gradient at the point of its last value call: computed together,
+            # that call is served from the cache (one graph call where there were two)
+            value, gradient = _to_numpy(self._evaluate(x, 1))
+            self._last = (x.copy(), self._note(x, float(value)), gradient, None)
+            return float(value)
         if self._at is not None:
             return self._note(x, float(self._evaluate(x, 0)))
         self._set(x)
