@@ -387,3 +387,36 @@ def test_set_mode_blocks_left_out_of_order_restore_the_mode():
     assert zgrad.run.mode["graph"] is False
     first.close()
     assert zgrad.run.mode == before
+
+
+# --- item 4: an exception in a user strategy's gradient check does not escape minimize -------------
+
+
+class _RaisingStrategy:
+    """A user strategy whose gradient raises: what a broken plug-in does."""
+
+    is_autograd = False
+    provides_gradient = True
+
+    def value_gradient(self, func, params):
+        raise RuntimeError("boom in the strategy")
+
+
+@pytest.mark.parametrize("adapter", ["minuit", "scipy"])
+def test_a_raising_user_strategy_gives_an_invalid_fit_not_an_exception(adapter):
+    x = zgrad.Parameter("x", 1.0, lower=-5.0, upper=5.0)
+    loss = zgrad.losses.SimpleLoss(lambda: (x - 2.0) ** 2, [x], errordef=1.0)
+    zgrad.gradients.register("raising", _RaisingStrategy())
+    try:
+        minimizer = (
+            zgrad.minimize.Minuit(gradient="raising")
+            if adapter == "minuit"
+            else zgrad.minimize.Scipy(gradient="raising")
+        )
+        result = minimizer.minimize(loss)
+    finally:
+        zgrad.gradients.unregister("raising")
+    assert not result.valid
+    message = "the check of strategy 'raising''s gradient raised RuntimeError: boom in the strategy"
+    assert message in result.message
+    assert result.gradient_check["ok"] is False

@@ -199,10 +199,27 @@ def _to_numpy(tensors: tuple) -> tuple:
 
 def common_problems(check: dict | None, grad_name: str | None) -> list[str]:
     """Problems every adapter reports and that make a fit invalid: a gradient that failed its check."""
+    if check is not None and "error" in check:
+        return [f"the check of strategy {grad_name!r}'s gradient raised {check['error']}"]
     if check is not None and not check["ok"]:
         checks = check["checks"]
         return [f"the gradient of strategy {grad_name!r} disagrees with finite differences: {checks}"]
     return []
+
+
+def guarded_check(objective: Objective, grad_name: str | None, x0: np.ndarray) -> dict | None:
+    """Run :func:`directional_check` where :func:`needs_check` says so, inside the adapters' guard.
+
+    An exception from the loss or the strategy does not escape: it comes back as a failed
+    check, ``{'ok': False, 'checks': [], 'error': 'TypeName: message'}``, which makes the fit
+    invalid with that message (the Parameters are back at ``x0``).
+    """
+    if not needs_check(grad_name, objective.loss):
+        return None
+    try:
+        return directional_check(objective, x0)
+    except Exception as error:  # reported in the fit's result, as every failure inside a fit is
+        return {"ok": False, "checks": [], "error": f"{type(error).__name__}: {error}"}
 
 
 def limit_note(limited: Sequence[str]) -> list[str]:

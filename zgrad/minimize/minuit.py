@@ -80,9 +80,7 @@ class Minuit:
         hess_name, hess_strategy = _exact_hessian(grad_name, grad_strategy)
         objective = _objective.Objective(loss, params, grad_strategy, hess_strategy)
         x0 = np.array([float(p.numpy()) for p in params])
-        check = None
-        if _objective.needs_check(grad_name, loss):
-            check = _objective.directional_check(objective, x0)
+        check = _objective.guarded_check(objective, grad_name, x0)
 
         limits = [(_bound(p, "lower", -math.inf), _bound(p, "upper", math.inf)) for p in params]
         start = time.perf_counter()

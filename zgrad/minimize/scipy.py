@@ -83,9 +83,7 @@ class Scipy:
         hess_strategy = _registry.lookup(hess_name)
         objective = _objective.Objective(loss, params, grad_strategy, hess_strategy)
         x0 = np.array([float(p.numpy()) for p in params])
-        check = None
-        if _objective.needs_check(grad_name, loss):
-            check = _objective.directional_check(objective, x0)
+        check = _objective.guarded_check(objective, grad_name, x0)
         bounds = [(getattr(p, "lower", None), getattr(p, "upper", None)) for p in params]
         kwargs: dict[str, Any] = {"jac": objective.grad if grad_strategy is not None else None}
         if self.method == "L-BFGS-B":
@@ -160,7 +158,7 @@ class Scipy:
             result = objective.hessian_strategy.hessian(loss, params)
         except Exception as error:  # reported in the result's message
             problem = f"the Hessian could not be computed: {type(error).__name__}: {error}"
-            return None, math.nan, float(loss.value()), problem, _objective.at_limit(params, x)
+            return None, math.nan, _value_or_nan(loss), problem, _objective.at_limit(params, x)
         hessian = np.asarray(result.hessian, dtype=float)
         gradient = np.asarray(result.gradient, dtype=float)
         diagonal = np.diag(hessian)
@@ -174,3 +172,11 @@ class Scipy:
         errors = np.sqrt(np.diag(covariance)) if covariance is not None else rough
         limited = _objective.at_limit(params, x, np.where(np.isfinite(errors), errors, rough))
         return covariance, edm, float(result.value), problem, limited
+
+
+def _value_or_nan(loss: Any) -> float:
+    # after a failed Hessian the loss may fail too: that is in the message already
+    try:
+        return float(loss.value())
+    except Exception:
+        return math.nan
