@@ -37,7 +37,7 @@ from zgrad import _finite
 from zgrad._runmanager import run
 from zgrad.errors import GradientError, ZgradError, ZgradWarning
 from zgrad.z._function import xla_tracing
-from zgrad.z._slices import evaluate_in_slices, slice_count
+from zgrad.z._slices import MAX_THREADS, evaluate_in_slices, slice_count
 
 __all__ = ["py_function"]
 
@@ -64,14 +64,20 @@ def py_function(
     Parameters
     ----------
     func : callable
-        Takes NumPy arrays (one per input) and returns an array of dtype ``Tout``.
+        Takes NumPy arrays (one per input) and returns an array (or number) convertible to
+        ``Tout``; with ``elementwise=True``, of the inputs' broadcast shape. Each evaluation
+        checks this, eagerly and inside graphs alike: ``None``, a non-numeric result, complex
+        values for a real ``Tout`` (their imaginary part would be lost) or, with
+        ``elementwise=True``, another shape raise an error naming the function (inside a graph,
+        as TensorFlow's ``InvalidArgumentError`` carrying that message).
         Everything it depends on must come through ``inp``: a Parameter read inside
         the body is invisible to TensorFlow (a Parameter reached through the closure
         or the globals of ``func`` raises an error).
     inp : tensor, array or sequence of them
         The inputs.
     Tout : tf.DType
-        The output dtype (one output).
+        The output dtype (one output). Only a floating ``Tout`` has a gradient: an integer,
+        boolean or complex ``Tout`` needs ``gradient=None``, and is refused otherwise.
     gradient : 'numerical', callable or None, default 'numerical'
         ``'numerical'``: central differences (see the module notes for their cost). A
         callable: takes the same NumPy inputs and returns the Jacobian d(output)/d(input)
@@ -85,12 +91,14 @@ def py_function(
         Used in error messages; defaults to ``func.__name__``.
     threads : int, optional
         Only with ``elementwise=True``: an evaluation of at least 2**16 output elements is cut
-        along the first axis into this many slices, evaluated at once on as many threads (the
-        same numbers; NumPy and SciPy release the GIL while they compute). ``1`` evaluates in
-        one piece. Default: ``zgrad.run.n_cpu``, except in a graph traced under a gradient tape,
-        where TensorFlow already runs the forward and the derivative evaluations side by side
-        (there: 1). ``func`` must be safe to call from several threads at once, as pure
-        functions of their inputs are.
+        along the first axis into this many slices (at most the length of that axis), evaluated
+        at once on as many threads (the same numbers; NumPy and SciPy release the GIL while
+        they compute). ``1`` evaluates in one piece; at most 256, above it
+        ``ValueError``. Default: ``zgrad.run.n_cpu`` (capped at 256), except in a
+        graph traced under a gradient tape, where TensorFlow already runs the forward and the
+        derivative evaluations side by side (there: 1). The slices run on one pool shared by
+        the process, never more than 256 threads. ``func`` must be safe to call
+        from several threads at once, as pure functions of their inputs are.
 
     Returns
     -------
@@ -99,6 +107,11 @@ def py_function(
 
     Raises
     ------
+    ValueError
+        An integer, boolean or complex ``Tout`` with a gradient other than ``None``; ``threads``
+        outside 1 to 256.
+    zgrad.errors.GradientError
+        When differentiated with ``gradient=None``.
     zgrad.errors.ZgradError
         Inside a trace compiled with XLA (``z.function(..., jit_compile=True)``): XLA cannot
         compile host callbacks. Graphs containing a bridge also cannot be exported and
@@ -130,6 +143,7 @@ def py_function(
     if not isinstance(label, str):
         raise TypeError(f"name must be a str; got {name!r}.")
     dtype = tf.as_dtype(Tout)
+    _check_differentiable_dtype(dtype, gradient, label)
     if xla_tracing.get():
         raise ZgradError(
             f"z.py_function {label!r} is called inside a trace compiled with XLA (jit_compile=True). "
@@ -149,14 +163,62 @@ def py_function(
 def _check_threads(threads: Any, elementwise: bool) -> None:
     if threads is None:
         return
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be None (zgrad.run.n_cpu) or a positive int; got {threads!r}.")
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ValueError(
+            f"threads must be None (zgrad.run.n_cpu) or an int from 1 to {MAX_THREADS}; got {threads!r}."
+        )
     if threads > 1 and not elementwise:
         raise ValueError(
             f"threads={threads} needs elementwise=True: only an elementwise function can be evaluated "
             "in slices. Declare elementwise=True if output[k] depends only on the inputs at k, or leave "
             "threads unset."
         )
+
+
+def _check_differentiable_dtype(dtype: tf.DType, gradient: Any, label: str) -> None:
+    """Refuse a gradient for an output dtype that has none: integers, booleans, complex numbers."""
+    if gradient is None or dtype.is_floating:
+        return
+    raise ValueError(
+        f"z.py_function {label!r} has Tout={dtype.name}, an output without a gradient (only floating "
+        f"outputs are differentiated), but gradient={gradient!r}. Pass gradient=None to declare "
+        f"{label!r} not differentiable, or a floating Tout such as tf.float64."
+    )
+
+
+def _checked_output(
+    result: Any, xs: Sequence[np.ndarray], label: str, dtype: tf.DType, elementwise: bool
+) -> np.ndarray:
+    """Return ``result`` as an array of ``dtype``; raise, naming ``label``, if it cannot honestly be one.
+
+    Runs in the host callback, where the NumPy result exists, so the checks hold inside graphs too.
+    """
+    if result is None:
+        raise TypeError(
+            f"z.py_function {label!r} returned None; it must return an array or number convertible to "
+            f"Tout={dtype.name}."
+        )
+    array = np.asarray(result)
+    if array.dtype.kind not in "biufc":
+        raise TypeError(
+            f"z.py_function {label!r} returned {type(result).__name__} of dtype {array.dtype}; it must "
+            f"return an array or number convertible to Tout={dtype.name}."
+        )
+    if array.dtype.kind == "c" and not dtype.is_complex:
+        raise TypeError(
+            f"z.py_function {label!r} returned complex values (dtype {array.dtype}) but Tout={dtype.name}: "
+            "the imaginary part would be lost. Return the real part explicitly (np.real), or pass a "
+            "complex Tout (then with gradient=None)."
+        )
+    if elementwise:
+        expected = np.broadcast_shapes(*(np.shape(x) for x in xs))
+        if array.shape != expected:
+            raise ValueError(
+                f"z.py_function {label!r} is declared elementwise=True but returned shape {array.shape} "
+                f"for inputs that broadcast to {expected}; it must return the inputs' broadcast shape, "
+                "or be bridged with elementwise=False."
+            )
+    return array.astype(dtype.as_numpy_dtype, copy=False)
 
 
 class _Bridge:
@@ -176,8 +238,8 @@ class _Bridge:
         self.label, self.dtype, self.depth, self.threads = label, dtype, depth, threads
 
     def _serial(self, *xs: np.ndarray) -> np.ndarray:
-        """``func(*xs)`` in one piece, as an array of the output dtype."""
-        return np.asarray(self.func(*xs), dtype=self.dtype.as_numpy_dtype)
+        """``func(*xs)`` in one piece, checked and converted to the output dtype."""
+        return _checked_output(self.func(*xs), xs, self.label, self.dtype, self.elementwise)
 
     def _numpy(self, *xs: np.ndarray) -> np.ndarray:
         """``func(*xs)`` as the graph calls it: in slices on several threads where that is allowed."""
@@ -245,8 +307,9 @@ class _Bridge:
         if mode == "elementwise":
             return tf.cast(dy * derivative, x.dtype)
         # flattened rather than contracted over the output's axes: in a graph a bridge that is not
-        # elementwise has an output of unknown rank
-        jacobian = tf.reshape(derivative, tf.stack([tf.size(dy), -1]))
+        # elementwise has an output of unknown rank. Both sizes are given: -1 cannot be inferred
+        # when the output or the input is empty
+        jacobian = tf.reshape(derivative, tf.stack([tf.size(dy), tf.size(x)]))
         contracted = tf.matmul(tf.reshape(dy, [1, -1]), jacobian)
         return tf.cast(tf.reshape(contracted, tf.shape(x)), x.dtype)
 

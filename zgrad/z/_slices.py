@@ -8,32 +8,49 @@ points took 11.3 ms in one piece and 6.2 ms in two on a 2-core machine.
 
 Only the outermost evaluation is split: a slice never submits further slices, so the shared
 pool cannot deadlock waiting on itself.
+
+The process keeps one pool, as large as the most slices asked for so far and never larger than
+:data:`MAX_THREADS`: a request for more slices replaces it with a larger pool and shuts the old
+one down, whose idle threads then end. So at most ``MAX_THREADS`` slice threads are alive at once.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["MIN_ELEMENTS", "evaluate_in_slices", "slice_count"]
+__all__ = ["MAX_THREADS", "MIN_ELEMENTS", "evaluate_in_slices", "slice_count"]
 
 #: Outputs with fewer elements than this are evaluated in one piece: handing slices to threads
 #: costs tens of microseconds, which only pays off for large arrays.
 MIN_ELEMENTS = 2**16
 
+#: The most slices (and threads) one evaluation is cut into; ``threads=`` above it is refused and
+#: the default ``zgrad.run.n_cpu`` is capped at it.
+MAX_THREADS = 256
+
 _pool_lock = threading.Lock()
-_pools: dict[int, ThreadPoolExecutor] = {}
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 
 
-def _pool(workers: int) -> ThreadPoolExecutor:
+def _submit(func: Callable[..., np.ndarray], pieces: Sequence[Sequence[np.ndarray]]) -> list[Future]:
+    """Submit one task per piece to the shared pool, first growing it to ``len(pieces)`` threads.
+
+    Submitting under the lock means no piece can reach a pool that a concurrent call has just
+    replaced and shut down; the tasks already submitted to it still run to the end.
+    """
+    global _pool, _pool_size
     with _pool_lock:
-        pool = _pools.get(workers)
-        if pool is None:
-            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="zgrad-slices")
-        return pool
+        if _pool is None or _pool_size < len(pieces):
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(len(pieces), thread_name_prefix="zgrad-slices")
+            _pool_size = len(pieces)
+        return [_pool.submit(func, *args) for args in pieces]
 
 
 def slice_count(xs: Sequence[np.ndarray], threads: int) -> int:
@@ -46,7 +63,7 @@ def slice_count(xs: Sequence[np.ndarray], threads: int) -> int:
         return 1
     if len(shape) == 0 or int(np.prod(shape)) < MIN_ELEMENTS:
         return 1
-    return min(threads, shape[0])
+    return min(threads, shape[0], MAX_THREADS)
 
 
 def evaluate_in_slices(func: Callable[..., np.ndarray], xs: Sequence[np.ndarray], slices: int) -> np.ndarray:
@@ -64,7 +81,7 @@ def evaluate_in_slices(func: Callable[..., np.ndarray], xs: Sequence[np.ndarray]
         [x[lo:hi] if x.ndim == len(shape) and x.shape[0] == shape[0] else x for x in xs]
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
     ]
-    results = list(_pool(slices).map(lambda args: func(*args), pieces))
+    results = [future.result() for future in _submit(func, pieces)]
     for args, result in zip(pieces, results, strict=True):
         expected = np.broadcast_shapes(*(x.shape for x in args))
         if np.shape(result) != expected:
