@@ -400,3 +400,15 @@ def test_objects_pickled_here_evaluate_in_a_spawned_process():
     assert float(value) == 0.4
     np.testing.assert_allclose(np.asarray(pdf), np.asarray(model.pdf(X)), rtol=1e-14)
     assert nll == pytest.approx(loss.value(), rel=1e-14)
+
+
+@pytest.mark.parametrize("how", ROUND_TRIPS)
+def test_a_crosscheck_report_travels_as_its_numbers(how):
+    x = P("x", 1.0)
+    report = zgrad.crosscheck(lambda: x**3, [x])  # a lambda: the report leaves it behind
+    back = ROUND_TRIPS[how](report)
+    assert back.ok == report.ok and back.to_json() == report.to_json()
+    assert [r.value for r in back.rows] == [r.value for r in report.rows]
+    with pytest.raises(ValueError, match="holds no function to scan"):
+        back.precision_scan("x")
+    assert report.precision_scan("x").x.size == 15  # the original keeps its function

@@ -217,6 +217,13 @@ class CrossCheckReport:
         self.error_covered = ERROR_COVERED
         self._target = target
 
+    def __getstate__(self) -> dict:
+        # a report travels as its numbers: the function it checked (often a lambda or a loss over
+        # one) stays behind, so a pickled or copied report draws no precision plots
+        state = dict(self.__dict__)
+        state["_target"] = None
+        return state
+
     @property
     def ok(self) -> bool:
         """Whether there are rows and every one of them passed."""
@@ -250,7 +257,8 @@ class CrossCheckReport:
         """Write one self-contained HTML page (tables and embedded PNG plots); return its path.
 
         ``path`` is the file to write, or an existing directory to write ``index.html`` into.
-        Rendering needs matplotlib and evaluates the function again for the precision plots.
+        Rendering needs matplotlib and evaluates the function again for the precision plots; a
+        pickled or copied report holds only the numbers, so its page has no precision plots.
         """
         return report.write_html(self, path)
 
