@@ -67,6 +67,10 @@ def test_signatures_of_the_contract():
         "reference",
         "tolerances",
         "hessian",
+        "x0",
+        "gradient",
+        "names",
+        "limits",
     ]
     assert list(sig(z.py_function).parameters) == [
         "func", "inp", "Tout", "gradient", "elementwise", "name", "threads"

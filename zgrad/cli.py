@@ -3,7 +3,10 @@
 ``zgrad crosscheck package.module:factory`` imports ``factory`` from ``package.module``, calls
 it without arguments and cross-checks what it returns: a loss, or a pair ``(loss, reference)``
 where ``reference`` is the closed-form gradient as a callable of the values array (or a dict
-with ``'gradient'`` and ``'hessian'`` callables). It prints the table, writes
+with ``'gradient'`` and ``'hessian'`` callables), or a dict for a function of a vector or an
+iminuit cost: ``{'fcn': ..., 'x0': ...}`` with optionally ``'gradient'``, ``'hessian'``,
+``'names'``, ``'limits'`` and ``'reference'``, passed on as :func:`zgrad.crosscheck`'s
+arguments of those names (``fcn`` is its first argument). It prints the table, writes
 ``report.json`` and ``index.html`` into the output folder, and exits with 0 when every row
 passes, 1 when some row fails, and 2 when the factory cannot be loaded or called or the
 options are invalid or the output folder cannot hold the report (checked before any work).
@@ -79,8 +82,26 @@ def load_factory(spec: str) -> Callable[[], Any]:
     return obj
 
 
-def _unpack(made: Any) -> tuple[Any, Any]:
-    """Split a factory's result into ``(loss, reference or None)``."""
+#: The keys a factory's dict may hold; ``fcn`` is required.
+SPEC_KEYS = ("fcn", "x0", "gradient", "hessian", "names", "limits", "reference")
+
+
+def _unpack_spec(made: dict) -> tuple[Any, Any, dict]:
+    """Split a dict spec into ``(fcn, reference or None, crosscheck keywords)``."""
+    unknown = sorted(set(map(str, made)) - set(SPEC_KEYS))
+    if unknown or "fcn" not in made:
+        raise FactoryError(
+            f"the factory returned a dict with keys {sorted(map(str, made))}; it needs 'fcn' and may hold "
+            f"{list(SPEC_KEYS[1:])}"
+        )
+    extra = {key: made[key] for key in SPEC_KEYS[1:-1] if made.get(key) is not None}
+    return made["fcn"], made.get("reference"), extra
+
+
+def _unpack(made: Any) -> tuple[Any, Any, dict]:
+    """Split a factory's result into ``(target, reference or None, crosscheck keywords)``."""
+    if isinstance(made, dict):
+        return _unpack_spec(made)
     if isinstance(made, tuple):
         if len(made) != 2:
             raise FactoryError(
@@ -91,10 +112,11 @@ def _unpack(made: Any) -> tuple[Any, Any]:
         loss, reference = made, None
     if getattr(loss, "params", None) is None or not callable(loss):
         raise FactoryError(
-            f"the factory must return a zgrad loss (a callable with .params), or (loss, reference); "
-            f"got {type(loss).__name__}"
+            f"the factory must return a zgrad loss (a callable with .params), or (loss, reference); got "
+            f"{type(loss).__name__}. A function of a vector or an iminuit cost comes as a dict "
+            f"{{'fcn': ..., 'x0': ...}} (see zgrad crosscheck --help)"
         )
-    return loss, reference
+    return loss, reference, {}
 
 
 def _error(message: Any) -> int:
@@ -102,8 +124,8 @@ def _error(message: Any) -> int:
     return EXIT_ERROR
 
 
-def _make(spec: str) -> tuple[Any, Any]:
-    """Load and call the factory; raise FactoryError for anything but a (loss, reference) result."""
+def _make(spec: str) -> tuple[Any, Any, dict]:
+    """Load and call the factory; raise FactoryError for a result that is no loss, pair or dict spec."""
     factory = load_factory(spec)
     try:
         made = factory()
@@ -124,15 +146,17 @@ def _crosscheck(args: argparse.Namespace) -> int:
     except _files.OutputPathError as exc:
         return _error(exc)
     try:
-        loss, reference = _make(args.factory)
+        loss, reference, extra = _make(args.factory)
     except FactoryError as exc:
         return _error(exc)
     except Exception:  # the user's factory raised: show where, and do not report it as a failed check
         traceback.print_exc()
         return _error(f"calling {args.factory} raised (traceback above)")
     try:
+        if args.hessian and extra.get("hessian") is None:
+            extra["hessian"] = True
         report = crosscheck(
-            loss, strategies=args.strategies, reference=reference, tolerances=args.rtol, hessian=args.hessian
+            loss, strategies=args.strategies, reference=reference, tolerances=args.rtol, **extra
         )
     except (
         TypeError,
@@ -158,11 +182,17 @@ def _parser() -> argparse.ArgumentParser:
         help="cross-check the gradient strategies on a loss made by a factory",
         description=(
             "Import FACTORY ('package.module:function'), call it, and cross-check the loss it returns "
-            "(or the (loss, reference_gradient) pair). Exit code 0: all rows pass; 1: some fail; "
+            "(or the (loss, reference_gradient) pair, or a dict {'fcn': function of a vector or "
+            "iminuit cost, 'x0': start values, optionally 'gradient', 'hessian', 'names', 'limits', "
+            "'reference'}). Exit code 0: all rows pass; 1: some fail; "
             "2: the factory could not be loaded or called, or the options or the output folder are invalid."
         ),
     )
-    check.add_argument("factory", metavar="FACTORY", help="'package.module:function' returning a loss")
+    check.add_argument(
+        "factory",
+        metavar="FACTORY",
+        help="'package.module:function' returning a loss, (loss, reference) or a dict spec",
+    )
     check.add_argument(
         "--output",
         "-o",

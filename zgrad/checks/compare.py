@@ -31,7 +31,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ import numpy as np
 
 from zgrad import _policy
 from zgrad._runmanager import run
-from zgrad.checks import _inputs, _plots, report
+from zgrad.checks import _adapters, _inputs, _plots, report
 from zgrad.gradients import _api, registry
 
 __all__ = [
@@ -151,6 +151,14 @@ class _Target:
     params: tuple
     reference_gradient: Callable[[np.ndarray], Any] | None
     reference_hessian: Callable[[np.ndarray], Any] | None
+    #: strategies that exist only for this check (the user's derivatives), by name
+    local: Mapping[str, Any] = field(default_factory=dict)
+    #: the strategies tried, in order, for a reference when there is no closed form
+    references: tuple[tuple[str, str], ...] = (("autodiff", "autodiff"), ("numerical", NUMERICAL_REFERENCE))
+
+    def strategy(self, name: str) -> Any:
+        """Return the strategy object of ``name``: a local one, else the registered one."""
+        return self.local[name] if name in self.local else registry.get(name)
 
 
 class CrossCheckReport:
@@ -177,7 +185,10 @@ class CrossCheckReport:
     hessian : bool
         Whether Hessian rows were requested.
     notes : tuple of str
-        Remarks on what could not be compared (e.g. a strategy without a Hessian).
+        Remarks on what could not be compared (e.g. a strategy without a Hessian), and on the kind
+        of function checked (its ``errordef`` for an iminuit cost).
+    errordef : float or None
+        The ``errordef`` of the loss or iminuit cost checked; None where it has none.
 
     Examples
     --------
@@ -203,6 +214,7 @@ class CrossCheckReport:
         hessian: bool = False,
         notes: tuple[str, ...] = (),
         target: _Target | None = None,
+        errordef: float | None = None,
     ) -> None:
         self.rows = tuple(rows)
         self.params = tuple(params)
@@ -215,6 +227,7 @@ class CrossCheckReport:
         self.created = report.utc_now()
         self.scale_floor = SCALE_FLOOR
         self.error_covered = ERROR_COVERED
+        self.errordef = errordef
         self._target = target
 
     def __getstate__(self) -> dict:
@@ -290,7 +303,11 @@ def crosscheck(
     points: Sequence[Any] | None = None,
     reference: Callable[[np.ndarray], Any] | Mapping[str, Callable] | None = None,
     tolerances: float | Mapping[str, float] | None = None,
-    hessian: bool = False,
+    hessian: bool | Callable[[np.ndarray], Any] = False,
+    x0: Sequence[float] | np.ndarray | None = None,
+    gradient: Callable[[np.ndarray], Any] | None = None,
+    names: Sequence[str] | None = None,
+    limits: Sequence[tuple[float | None, float | None] | None] | None = None,
 ) -> CrossCheckReport:
     """Compare the derivatives of gradient strategies with a reference, component by component.
 
@@ -314,8 +331,27 @@ def crosscheck(
     tolerances : float or dict, optional
         Relative tolerance for every strategy, or a dict ``strategy -> rtol`` overriding the
         defaults (1e-8 for ``'autodiff'``, 1e-6 for the others).
-    hessian : bool, default False
-        Also compare the Hessian (rows with ``level='hessian'``, one per entry ``i <= j``).
+    hessian : bool or callable, default False
+        Also compare the Hessian (rows with ``level='hessian'``, one per entry ``i <= j``). For a
+        function of a vector or an iminuit cost it may be the user's Hessian, ``h(x) -> (n, n)``
+        (symmetric), which then joins the ``'user'`` strategy and turns the Hessian rows on.
+    x0 : array, optional
+        Keyword only. Start values of a function of a vector ``fcn(x) -> float`` (iminuit's
+        array-call convention) or of an iminuit cost (``iminuit.cost.Cost``); default
+        ``points[0]`` when that is an array. Giving ``x0``, ``gradient``, ``names`` or ``limits``,
+        or passing a callable of exactly one required argument without ``params``, selects this
+        kind: one Parameter per component, evaluated from Python. Automatic differentiation
+        cannot see through NumPy code, so the strategies default to ``'numerical'`` (also the
+        reference) and ``'user'``.
+    gradient : callable, optional
+        Keyword only. The user's gradient ``g(x) -> (n,)`` of a function of a vector, checked as
+        the strategy ``'user'``; an iminuit cost's own ``grad`` is used where it has one.
+    names : sequence of str, optional
+        Keyword only. Parameter names of a function of a vector (default ``x0``, ``x1``, ...;
+        for an iminuit cost ``iminuit.util.describe(cost)``).
+    limits : sequence of (lower, upper), optional
+        Keyword only. One pair per parameter (None or an infinity for no limit); the numerical
+        strategy never steps outside them.
 
     Returns
     -------
@@ -326,7 +362,10 @@ def crosscheck(
     ------
     ValueError
         For a callable without ``params``, an unknown strategy or parameter name, a point
-        outside the limits, or a reference of the wrong shape.
+        outside the limits, or a reference of the wrong shape; for a function of a vector
+        without ``x0`` (or array ``points``), ``names`` or ``limits`` of the wrong length, a
+        function that does not return a real scalar, or nothing to compare (no ``gradient`` and
+        no ``reference``).
     TypeError
         For arguments of the wrong type.
     RuntimeError
@@ -348,23 +387,34 @@ def crosscheck(
     (True, 'closed form', ['autodiff', 'numerical'])
     >>> float(x.value()), float(y.value())
     (1.5, -0.5)
+
+    A function of a vector with the user's own gradient (the strategy ``'user'``):
+
+    >>> import numpy as np
+    >>> report = crosscheck(lambda v: float(v @ v), x0=[1.0, -2.0], gradient=lambda v: 2 * v)
+    >>> report.ok, report.strategies, report.params, report.reference_source
+    (True, ('numerical', 'user'), ('x0', 'x1'), 'numerical (accurate)')
     """
     if _policy.in_trace():
         raise RuntimeError(
             "crosscheck evaluates the function from Python: call it eagerly, not inside a trace."
         )
+    user_hessian, hessian = (hessian, True) if callable(hessian) else (None, hessian)
     if not isinstance(hessian, bool):
-        raise TypeError(f"hessian must be True or False; got {hessian!r}.")
-    func, params = _inputs.resolve_target(loss_or_callable, params)
-    names = _inputs.resolve_strategies(strategies)
+        raise TypeError(
+            "hessian must be True, False or the user's Hessian (a callable of the values array); "
+            f"got {hessian!r}."
+        )
+    vector = dict(x0=x0, gradient=gradient, hessian=user_hessian, names=names, limits=limits)
+    target, names, errordef, notes = _make_target(
+        loss_or_callable, params, strategies, points, reference, vector
+    )
+    params = target.params
     rtols = _resolve_tolerances(tolerances, names)
-    ref_grad, ref_hess = _inputs.resolve_reference(reference)
     values = _inputs.resolve_points(points, params)
-    target = _Target(func, params, ref_grad, ref_hess)
 
     rows: list[CrossCheckRow] = []
     sources: list[tuple[str, str]] = []
-    notes: list[str] = []
     originals = [p.numpy() for p in params]
     try:
         for index, x in enumerate(values):
@@ -382,7 +432,39 @@ def crosscheck(
         hessian=hessian,
         notes=tuple(dict.fromkeys(notes)),
         target=target,
+        errordef=errordef,
     )
+
+
+def _make_target(
+    obj: Any, params: Any, strategies: Any, points: Any, reference: Any, vector: dict
+) -> tuple[_Target, tuple[str, ...], float | None, list[str]]:
+    """Return ``(target, strategy names, errordef, notes)`` for any kind of function crosscheck takes."""
+    ref_grad, ref_hess = _inputs.resolve_reference(reference)
+    if not _adapters.wants_adapter(
+        obj, params, **{k: vector[k] for k in ("x0", "gradient", "names", "limits")}
+    ):
+        if vector["hessian"] is not None:
+            raise TypeError(
+                "hessian= as a callable (the user's Hessian) is for a function of a vector or an iminuit "
+                "cost; for a zgrad loss or a callable of Parameters pass hessian=True and reference=."
+            )
+        func, params = _inputs.resolve_target(obj, params)
+        names = _inputs.resolve_strategies(strategies)
+        return _Target(func, params, ref_grad, ref_hess), names, getattr(obj, "errordef", None), []
+    adapted = _adapters.adapt(obj, points=points, **vector)
+    names = _adapters.resolve_strategies(strategies, adapted, ref_grad is not None)
+    local = {} if adapted.user is None else {_adapters.USER: adapted.user}
+    target = _Target(
+        adapted.func, adapted.params, ref_grad, ref_hess, local, (("numerical", NUMERICAL_REFERENCE),)
+    )
+    notes = [f"checked a {adapted.kind}: automatic differentiation cannot see through it"]
+    if adapted.errordef is not None:
+        notes.append(
+            f"errordef = {adapted.errordef:g} (from the {adapted.kind}): the derivatives are those of the "
+            "cost as given; errordef scales the parameter errors, not this comparison"
+        )
+    return target, names, adapted.errordef, notes
 
 
 class _Checker:
@@ -404,10 +486,18 @@ class _Checker:
             _inputs.assign(self.target.params, self.x)
             start = time.perf_counter()
             try:
-                with run.set_mode(autograd=name):
+                if name in self.target.local:  # not registered: passed as the object, no mode to set
                     result: Any = _api.derivatives(
-                        self.target.func, self.target.params, strategy=name, hessian=hessian
+                        self.target.func,
+                        self.target.params,
+                        strategy=self.target.local[name],
+                        hessian=hessian,
                     )
+                else:
+                    with run.set_mode(autograd=name):
+                        result = _api.derivatives(
+                            self.target.func, self.target.params, strategy=name, hessian=hessian
+                        )
             except Exception as exc:  # a failing strategy becomes failing rows, not a crash
                 result = exc
             self._cache[key] = (result, time.perf_counter() - start)
@@ -421,7 +511,7 @@ class _Checker:
             values = _inputs.closed_form(closed, self.x, (n, n) if hessian else (n,), hessian)
             return CLOSED_FORM, values, None, ""
         messages = []
-        for name, source in (("autodiff", "autodiff"), ("numerical", NUMERICAL_REFERENCE)):
+        for name, source in self.target.references:
             result, _ = self.outcome(name, hessian)
             if not isinstance(result, Exception):
                 values = result.hessian if hessian else result.gradient
@@ -436,7 +526,7 @@ class _Checker:
             source, ref, ref_err, problem = self.reference(level)
             sources.append(("hessian" if level else "gradient", source))
             for name in self.names:
-                if level and not callable(getattr(registry.get(name), "hessian", None)):
+                if level and not callable(getattr(self.target.strategy(name), "hessian", None)):
                     notes.append(f"strategy {name!r} has no 'hessian' method: no Hessian rows for it")
                     continue
                 result, seconds = self.outcome(name, level)
