@@ -188,3 +188,4 @@ def test_cli_with_a_vector_function_spec(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert main(["crosscheck", "zgrad_vector_factories:unknown_key", "-o", str(out)]) == 2
     assert "keys ['fcn', 'start']; it needs 'fcn' and may hold ['x0'," in capsys.readouterr().err
+

@@ -7,12 +7,18 @@ NumPy code: automatic differentiation cannot see through it, so the strategies c
 ``'numerical'`` (which evaluates the function from Python) and ``'user'``: the user's own
 derivatives (``gradient=``/``hessian=``, or the cost's ``grad``), each a callable of the
 values array.
+
+A zfit loss keeps its own Parameters (TensorFlow variables): zgrad's strategies differentiate
+``loss.value()`` as they would a zgrad loss, and zfit's own derivatives
+(``loss.value_gradient``, ``loss.hessian``) are checked beside them as the strategy ``'zfit'``.
+zfit is never imported here: a loss is taken for a zfit loss only when zfit is already loaded.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,10 +30,24 @@ from zgrad.gradients import registry
 from zgrad.gradients._api import check_scalar_output
 from zgrad.gradients.result import GradientResult
 
-__all__ = ["USER", "Adapted", "UserStrategy", "adapt", "is_iminuit_cost", "wants_adapter"]
+__all__ = [
+    "USER",
+    "ZFIT",
+    "Adapted",
+    "UserStrategy",
+    "ZfitStrategy",
+    "adapt",
+    "adapt_zfit",
+    "is_iminuit_cost",
+    "is_zfit_loss",
+    "resolve_zfit_strategies",
+    "wants_adapter",
+]
 
 #: The name under which the user's own derivatives appear in a report.
 USER = "user"
+#: The name under which a zfit loss's own derivatives appear in a report.
+ZFIT = "zfit"
 
 
 @dataclass(frozen=True)
@@ -36,7 +56,7 @@ class Adapted:
 
     func: Callable[[], float]
     params: tuple
-    user: UserStrategy | None
+    user: UserStrategy | ZfitStrategy | None
     errordef: float | None
     kind: str
 
@@ -257,4 +277,90 @@ def resolve_strategies(strategies: Any, adapted: Adapted, has_reference: bool) -
             )
     if len(set(names)) != len(names):
         raise ValueError(f"strategies names a strategy twice: {list(names)}.")
+    return names
+
+
+# --- zfit losses ------------------------------------------------------------------------------
+
+
+def is_zfit_loss(obj: Any) -> bool:
+    """Whether ``obj`` is a zfit loss (``zfit.loss.ZfitLoss``); False whenever zfit is not loaded."""
+    zfit = sys.modules.get("zfit")
+    return zfit is not None and isinstance(obj, zfit.loss.ZfitLoss)
+
+
+class ZfitStrategy:
+    """A zfit loss's own derivatives as a gradient strategy (named ``'zfit'``), local to one check.
+
+    The gradient is ``loss.value_gradient(params)``, the Hessian ``loss.hessian(params)``.
+    (zfit 0.28's ``value_gradient_hessian`` left a Parameter moved after the call, so it is
+    not used.)
+    """
+
+    is_autograd = False
+    provides_gradient = True
+    name = ZFIT
+
+    def __init__(self, loss: Any) -> None:
+        self._loss = loss
+
+    def value_gradient(self, func: Callable[[], Any], params: Sequence[Any]) -> GradientResult:
+        """Return zfit's value and gradient of the loss w.r.t. ``params``."""
+        value, gradient = self._loss.value_gradient(list(params))
+        gradient = np.asarray(gradient, dtype=np.float64).reshape(-1)
+        return GradientResult(value=np.float64(value), gradient=gradient, n_evals=1, strategy=ZFIT,
+                              params=tuple(p.name for p in params))  # fmt: skip
+
+    def hessian(self, func: Callable[[], Any], params: Sequence[Any]) -> GradientResult:
+        """Return zfit's value, gradient and Hessian of the loss w.r.t. ``params``."""
+        first = self.value_gradient(func, params)
+        n = len(first.gradient)
+        hessian = np.asarray(self._loss.hessian(list(params)), dtype=np.float64).reshape(n, n)
+        return GradientResult(value=first.value, gradient=first.gradient, hessian=hessian, n_evals=1,
+                              strategy=ZFIT, params=first.params)  # fmt: skip
+
+
+class _ZfitValue:
+    """``loss.value()`` as the zero-argument function zgrad's strategies differentiate."""
+
+    def __init__(self, loss: Any) -> None:
+        self._loss = loss
+
+    def __call__(self) -> Any:
+        return self._loss.value()
+
+
+def adapt_zfit(loss: Any, params: Any, vector: Mapping[str, Any]) -> Adapted:
+    """Return the :class:`Adapted` form of a zfit loss: its floating Parameters (or ``params``)."""
+    given = [f"{key}=" for key in ("x0", "gradient", "names", "limits") if vector.get(key) is not None]
+    if callable(vector.get("hessian")):
+        given.append("hessian=")
+    if given:
+        raise ValueError(
+            f"{', '.join(given)} are for a function of a vector; a zfit loss brings its own Parameters "
+            "and derivatives: give params= (some of its Parameters), points= or reference= instead."
+        )
+    own = list(loss.get_params())
+    chosen = own if params is None else list(params)
+    for p in chosen:
+        if not any(p is q for q in own):
+            raise ValueError(
+                f"{getattr(p, 'name', p)!r} is not a Parameter of this zfit loss; its Parameters are "
+                f"{[q.name for q in own]}."
+            )
+    kind = f"zfit loss {type(loss).__name__}"
+    return Adapted(_ZfitValue(loss), tuple(chosen), ZfitStrategy(loss), float(loss.errordef), kind)
+
+
+def resolve_zfit_strategies(strategies: Any) -> tuple[str, ...]:
+    """Return the strategies for a zfit loss: zgrad's (registered) ones and ``'zfit'``."""
+    if strategies is None:
+        return (*_inputs.resolve_strategies(None), ZFIT)
+    names = (strategies,) if isinstance(strategies, str) else tuple(strategies)
+    allowed = [*registry.available(), ZFIT]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"strategies must name each strategy once, among {allowed}; got {list(names)}.")
+    others = tuple(n for n in names if n != ZFIT)
+    if others:
+        _inputs.resolve_strategies(others)  # unknown names raise, listing the registered ones
     return names

@@ -315,7 +315,9 @@ def crosscheck(
     ----------
     loss_or_callable : loss or callable
         A zgrad loss (anything with ``.params``) or a zero-argument callable returning a scalar
-        that reads the Parameters.
+        that reads the Parameters; also a function of a vector, an iminuit cost, or a zfit loss
+        (``zfit.loss.ZfitLoss``: its floating Parameters, with zfit's own derivatives checked as
+        the strategy ``'zfit'`` beside zgrad's).
     params : sequence of Parameter, optional
         The Parameters to differentiate; default ``loss.params``. Required for a plain callable.
     strategies : sequence of str, optional
@@ -441,6 +443,12 @@ def _make_target(
 ) -> tuple[_Target, tuple[str, ...], float | None, list[str]]:
     """Return ``(target, strategy names, errordef, notes)`` for any kind of function crosscheck takes."""
     ref_grad, ref_hess = _inputs.resolve_reference(reference)
+    if _adapters.is_zfit_loss(obj):  # its own Parameters: zgrad's strategies, the reference, and 'zfit'
+        adapted = _adapters.adapt_zfit(obj, params, vector)
+        names = _adapters.resolve_zfit_strategies(strategies)
+        target = _Target(adapted.func, adapted.params, ref_grad, ref_hess, {_adapters.ZFIT: adapted.user})
+        notes = [f"checked a {adapted.kind}: 'zfit' is zfit's own loss.value_gradient (and loss.hessian)"]
+        return target, names, adapted.errordef, [*notes, _errordef_note(adapted)]
     if not _adapters.wants_adapter(
         obj, params, **{k: vector[k] for k in ("x0", "gradient", "names", "limits")}
     ):
@@ -460,11 +468,15 @@ def _make_target(
     )
     notes = [f"checked a {adapted.kind}: automatic differentiation cannot see through it"]
     if adapted.errordef is not None:
-        notes.append(
-            f"errordef = {adapted.errordef:g} (from the {adapted.kind}): the derivatives are those of the "
-            "cost as given; errordef scales the parameter errors, not this comparison"
-        )
+        notes.append(_errordef_note(adapted))
     return target, names, adapted.errordef, notes
+
+
+def _errordef_note(adapted: _adapters.Adapted) -> str:
+    return (
+        f"errordef = {adapted.errordef:g} (from the {adapted.kind}): the derivatives are those of the "
+        "cost as given; errordef scales the parameter errors, not this comparison"
+    )
 
 
 class _Checker:

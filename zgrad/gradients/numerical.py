@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from zgrad import _finite, _policy
 from zgrad.gradients.result import GradientResult
+from zgrad.params import Parameter
 
 __all__ = ["NumericalStrategy"]
 
@@ -40,8 +41,8 @@ class NumericalStrategy:
       the same evaluations (the size of a one-sided rule's error, usually pessimistic for a
       central one) plus the rounding floor.
 
-    Steps are scale-aware: the scale of Parameter ``p`` is ``100 * p.step_size`` (for a plain
-    ``tf.Variable`` without ``step_size``: ``max(|value|, 1)``). The fast step is
+    Steps are scale-aware: the scale of a :class:`zgrad.Parameter` ``p`` is ``100 * p.step_size``
+    (for any other variable, such as a zfit Parameter: ``max(|value|, 1)``). The fast step is
     ``eps**(1/3)`` times the scale (``eps`` of the loss's dtype), the accurate sequence starts
     at 0.1 times the scale. Steps never leave a Parameter's ``lower``/``upper`` limits: near a
     limit a component is differentiated one-sidedly (status ``'one-sided'``) and, in the
@@ -287,7 +288,8 @@ def _limit(param: tf.Variable, side: str, default: float) -> float:
 
 def _scale(param: tf.Variable, value: float) -> float:
     """Return the scale on which the loss changes shape along ``param`` (see the class docstring)."""
-    step = getattr(param, "step_size", None)
+    # only zgrad's Parameters document a step size (zfit's, for one, warn on this name)
+    step = param.step_size if isinstance(param, Parameter) else None
     if step is not None and np.isfinite(step) and step > 0:
         return _SCALE_PER_STEP * float(step)
     return max(abs(value), 1.0)
