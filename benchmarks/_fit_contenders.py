@@ -29,13 +29,14 @@ _T_START = time.perf_counter()  # before any other import: the import times coun
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
+
+import _harness  # noqa: E402  (standard library only: usable in every peer's environment)
 
 SEED = 20240607
 SIGNAL_FRACTION = 0.3
@@ -568,12 +569,7 @@ def main() -> None:
             "events": args.events,
             "skipped": f"not installed ({error.name})",
         }
-    text = json.dumps(record)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    else:
-        print(text)
+    _harness.emit_json(record, args.out)
 
 
 if __name__ == "__main__":

@@ -174,6 +174,21 @@ def process_rss_mib() -> float:
     return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def emit_json(record: dict, out_path: str | None) -> None:
+    """Write a worker's ``record`` as one JSON object to ``out_path``, or print it when None.
+
+    The writing half of :func:`run_json_worker`: every benchmark worker reports this way.
+    """
+    import json
+
+    text = json.dumps(record)
+    if out_path:
+        with open(out_path, "w") as f:
+            f.write(text)
+    else:
+        print(text)
+
+
 def run_json_worker(command: Sequence[str], out_path: str, *, timeout: float) -> dict:
     """Run a worker process that writes one JSON object to ``out_path``; return that object.
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import statistics
 import time
@@ -188,9 +187,4 @@ def worker_main(contenders: dict[str, Callable[[], Any]], optional: set[str], t_
         record.update(loop(max_toys=args.toys, budget_s=args.budget, min_toys=args.min_toys, seed=args.seed))
         record.update(contender.extras() if hasattr(contender, "extras") else {})
         record["worker_total_s"] = time.perf_counter() - t_start
-    text = json.dumps(record)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    else:
-        print(text)
+    _harness.emit_json(record, args.out)
