@@ -1,4 +1,4 @@
-"""Closed-form Hessians of unbinned NLLs (``zgrad.losses._jets``) against nested tapes.
+"""Closed-form Hessians of unbinned NLLs (``zgrad.losses._jet_derivatives``) against nested tapes.
 
 Where every component of a model has a closed-form log-shape jet (Gauss, Exponential and
 Sums of them), the loss's Hessian hook sums per-event closed-form derivatives instead of
@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import zgrad
 from zgrad.gradients import autodiff
-from zgrad.losses import _jets, _kernel, unbinned
+from zgrad.losses import _jet_derivatives, _kernel, unbinned
 
 P = zgrad.Parameter
 OBS = zgrad.Space("x", limits=(-5.0, 5.0))
@@ -37,7 +37,7 @@ def _tape_reference(loss, params):
 
 def _closed(loss, params):
     params = tuple(params)
-    assert _jets.supported(loss.model, params)
+    assert _jet_derivatives.supported(loss.model, params)
     return [t.numpy() for t in loss.zgrad_hessian(params, autodiff._identities(params))]
 
 
@@ -120,7 +120,7 @@ def test_fits_with_the_closed_form_match_the_tape_fit():
         loss = zgrad.losses.ExtendedUnbinnedNLL(zgrad.models.Sum([gauss, expo], yields=[n_sig, n_bkg]), data)
         with pytest.MonkeyPatch.context() as mp:
             if not monkeypatch_closed:
-                mp.setattr(_jets, "supported", lambda model, params: False)
+                mp.setattr(_jet_derivatives, "supported", lambda model, params: False)
             zgrad.run.clear_graph_cache()
             return zgrad.minimize.Minuit().minimize(loss)
 
@@ -134,11 +134,11 @@ def test_fits_with_the_closed_form_match_the_tape_fit():
 def test_models_without_jets_and_foreign_parameters_take_the_tape_path():
     mu, sigma, lam, gauss, expo = _gauss_expo()
     cb = zgrad.models.CrystalBall(OBS, mu, sigma, P("alpha", 1.5, lower=0.1), P("n", 3.0, lower=0.5))
-    assert not _jets.supported(cb, (mu,))
-    assert not _jets.supported(zgrad.models.Sum([cb, expo], fracs=[P("f", 0.4)]), (mu, lam))
-    assert not _jets.supported(gauss, (mu, lam))  # lam is not a parameter of this model
-    assert not _jets.supported(gauss, ())
-    assert _jets.supported(zgrad.models.Sum([gauss, expo], fracs=[P("g", 0.4)]), (mu, lam))
+    assert not _jet_derivatives.supported(cb, (mu,))
+    assert not _jet_derivatives.supported(zgrad.models.Sum([cb, expo], fracs=[P("f", 0.4)]), (mu, lam))
+    assert not _jet_derivatives.supported(gauss, (mu, lam))  # lam is not a parameter of this model
+    assert not _jet_derivatives.supported(gauss, ())
+    assert _jet_derivatives.supported(zgrad.models.Sum([gauss, expo], fracs=[P("g", 0.4)]), (mu, lam))
 
 
 def test_a_jet_missing_a_first_derivative_is_an_error(monkeypatch):

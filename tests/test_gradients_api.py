@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import zgrad
-from zgrad import _policy, _registry, z
+from zgrad import _policy, _strategy_table, z
 from zgrad.errors import GradientError
 
 # f(x, y) = x^2 + 3 y at (1.5, 0.25): exact gradient (3, 3); forward differences with step 0.5 give
@@ -41,11 +41,11 @@ class CountingForward:
 
 @pytest.fixture(autouse=True)
 def _clean_registry():
-    before = set(_registry.names())
+    before = set(_strategy_table.names())
     yield
     _policy.reset_to_default()  # a user strategy still selected would refuse to be removed
-    for name in set(_registry.names()) - before:
-        _registry.remove(name)
+    for name in set(_strategy_table.names()) - before:
+        _strategy_table.remove(name)
 
 
 @pytest.fixture

@@ -562,7 +562,7 @@ def test_hessian_in_chunks_equals_one_pass_and_bounds_chunk_size(monkeypatch):
     A Crystal Ball has no closed-form jet, so its Hessian takes the tape path.
     """
     from zgrad.gradients import autodiff
-    from zgrad.losses import _jets, _kernel, unbinned
+    from zgrad.losses import _jet_derivatives, _kernel, unbinned
 
     rng = np.random.default_rng(3)
     data = rng.normal(0.1, 1.2, 5003)
@@ -572,7 +572,7 @@ def test_hessian_in_chunks_equals_one_pass_and_bounds_chunk_size(monkeypatch):
     alpha, n = zgrad.Parameter("alpha", 1.5, lower=0.1), zgrad.Parameter("n", 3.0, lower=0.5)
     model = zgrad.models.CrystalBall(obs, mu, sigma, alpha, n)
     loss = zgrad.losses.UnbinnedNLL(model, data, constraints=[zgrad.losses.GaussianConstraint(mu, 0.0, 0.5)])
-    assert not _jets.supported(model, tuple(loss.params))
+    assert not _jet_derivatives.supported(model, tuple(loss.params))
     params = tuple(loss.params)
     _, grad_once, hess_once = autodiff._value_gradient_hessian(loss, params, autodiff._identities(params))
     monkeypatch.setattr(unbinned, "HESSIAN_CHUNK", 1000)  # 5 chunks (the last one short)

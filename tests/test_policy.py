@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import zgrad
-from zgrad import _policy, _registry, z
+from zgrad import _policy, _strategy_table, z
 from zgrad.errors import PolicyInTraceError
 
 BUILTIN_IS_AUTOGRAD = {"autodiff": True, "numerical": False, "minuit": False}
@@ -167,7 +167,7 @@ def test_autograd_builtin_names(name):
 
 
 def test_builtin_names_are_registered_from_the_start():
-    assert set(BUILTIN_IS_AUTOGRAD) <= set(_registry.names())
+    assert set(BUILTIN_IS_AUTOGRAD) <= set(_strategy_table.names())
 
 
 def test_strategy_registered_later_becomes_valid_and_invalid_again_after_removal():
@@ -181,7 +181,7 @@ def test_strategy_registered_later_becomes_valid_and_invalid_again_after_removal
     name = "test-policy-custom"
     with pytest.raises(ValueError, match="test-policy-custom"):
         zgrad.run.set_mode(autograd=name)
-    _registry.add(name, _Strategy())
+    _strategy_table.add(name, _Strategy())
     try:
         zgrad.run.set_mode(autograd=name)
         assert zgrad.run.mode["autograd"] == name
@@ -191,8 +191,8 @@ def test_strategy_registered_later_becomes_valid_and_invalid_again_after_removal
             zgrad.run.set_mode(autograd="nope")
     finally:
         _policy.reset_to_default()
-        _registry.remove(name)
-    assert name not in _registry.names()
+        _strategy_table.remove(name)
+    assert name not in _strategy_table.names()
     _expect_failure_keeps_mode(ValueError, "not a registered gradient strategy", autograd=name)
 
 
@@ -202,12 +202,12 @@ def test_custom_strategy_is_autograd_is_reported_as_bool():
         provides_gradient = False
 
     name = "test-policy-falsy"
-    _registry.add(name, _Strategy())
+    _strategy_table.add(name, _Strategy())
     try:
         with zgrad.run.set_mode(autograd=name):
             assert zgrad.run.current_policy_autograd() is False
     finally:
-        _registry.remove(name)
+        _strategy_table.remove(name)
 
 
 # --- errors, and the mode unchanged after each ---------------------------------------------------

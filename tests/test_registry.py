@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import zgrad
-from zgrad import _policy, _registry
+from zgrad import _policy, _strategy_table
 
 BUILTINS = ("autodiff", "numerical", "minuit")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -30,12 +30,12 @@ class _Strategy:
 @pytest.fixture(autouse=True)
 def _clean_registry():
     """Remove whatever a test registered, even when it failed half-way."""
-    before = set(_registry.names())
+    before = set(_strategy_table.names())
     yield
     # the policy may still select a user strategy: reset it first, or removal would be refused
     _policy.reset_to_default()
-    for name in set(_registry.names()) - before:
-        _registry.remove(name)
+    for name in set(_strategy_table.names()) - before:
+        _strategy_table.remove(name)
 
 
 # --- register / get / available / unregister -----------------------------------------------------
@@ -196,11 +196,11 @@ def test_unregistering_the_strategy_active_in_a_with_block_is_refused():
 
 def test_registering_changes_the_table_generation():
     # the generation is part of every graph-cache key, so a changed table never reuses a stale trace
-    start = _registry.generation()
+    start = _strategy_table.generation()
     zgrad.gradients.register("mine", _Strategy())
-    after_register = _registry.generation()
+    after_register = _strategy_table.generation()
     zgrad.gradients.unregister("mine")
-    assert start < after_register < _registry.generation()
+    assert start < after_register < _strategy_table.generation()
 
 
 # --- lazy loading, in a fresh interpreter ---------------------------------------------------------
@@ -208,10 +208,10 @@ def test_registering_changes_the_table_generation():
 _FRESH_PROCESS_CHECK = """
 import sys
 import zgrad
-from zgrad import _registry
+from zgrad import _strategy_table
 
 builtins = ("autodiff", "numerical", "minuit")
-assert all(isinstance(_registry._table[n], str) for n in builtins), _registry._table
+assert all(isinstance(_strategy_table._table[n], str) for n in builtins), _strategy_table._table
 assert zgrad.gradients.available() == ("autodiff", "numerical", "minuit")
 assert "tensorflow" not in sys.modules, "listing strategies imported tensorflow"
 # selecting a built-in by name and asking whether it is automatic needs no import either
@@ -220,13 +220,13 @@ assert zgrad.run.current_policy_autograd() is False
 zgrad.run.set_mode(autograd=True)
 assert zgrad.run.current_policy_autograd() is True
 assert "tensorflow" not in sys.modules, "reading the gradient policy imported tensorflow"
-assert isinstance(_registry._table["autodiff"], str)
+assert isinstance(_strategy_table._table["autodiff"], str)
 
 strategy = zgrad.gradients.get("autodiff")
 assert type(strategy).__name__ == "AutodiffStrategy"
-assert _registry._table["autodiff"] is strategy
+assert _strategy_table._table["autodiff"] is strategy
 # only the built-in that was asked for is loaded
-assert isinstance(_registry._table["minuit"], str)
+assert isinstance(_strategy_table._table["minuit"], str)
 assert "zgrad.gradients.minuit" not in sys.modules
 print("fresh-process-ok")
 """

@@ -22,7 +22,7 @@ import zgrad
 from validation import cases, report, runner
 from validation.__main__ import main
 from validation.spec import Tolerance
-from zgrad import _registry
+from zgrad import _strategy_table
 
 REPO = Path(__file__).resolve().parents[1]
 # a float32 case, a case with points on parameter limits, a hard (badly scaled) case
@@ -34,7 +34,7 @@ ROW_FIELDS = set(
 
 
 def _builtin_gradient_strategies():
-    return [n for n in _registry.BUILTIN_STRATEGIES if zgrad.gradients.get(n).provides_gradient]
+    return [n for n in _strategy_table.BUILTIN_STRATEGIES if zgrad.gradients.get(n).provides_gradient]
 
 
 def _strict_json(text):

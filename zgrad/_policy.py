@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from zgrad import _registry
+from zgrad import _strategy_table
 from zgrad.errors import PolicyInTraceError
 
 GraphValue = bool | str | Mapping[str, bool]
@@ -69,11 +69,11 @@ def validate_graph(graph: Any) -> bool | str | tuple[tuple[str, bool], ...]:
 
 def validate_autograd(autograd: Any) -> bool | str:
     """Return ``autograd`` unchanged if it is allowed, or raise naming what was given and what is allowed."""
-    allowed = f"True, False, or a registered strategy name {list(_registry.names())}"
+    allowed = f"True, False, or a registered strategy name {list(_strategy_table.names())}"
     if isinstance(autograd, bool):
         return autograd
     if isinstance(autograd, str):
-        if not _registry.is_registered(autograd):
+        if not _strategy_table.is_registered(autograd):
             raise ValueError(
                 f"autograd={autograd!r} is not a registered gradient strategy; allowed: {allowed}."
             )

@@ -12,7 +12,7 @@ import warnings
 from types import MappingProxyType
 from typing import Any
 
-from zgrad import _cache, _convert, _policy, _registry, _threads
+from zgrad import _cache, _convert, _policy, _strategy_table, _threads
 from zgrad._cache import GraphCacheInfo
 
 _REMOVAL = "zgrad 1.0"
@@ -179,14 +179,14 @@ class RunManager:
         False
         """
         name = _policy.effective().strategy_name
-        known = _registry.BUILTIN_IS_AUTOGRAD.get(name)
+        known = _strategy_table.BUILTIN_IS_AUTOGRAD.get(name)
         if known is not None:  # answered without importing the built-in
             return known
-        return bool(_registry.lookup(name).is_autograd)
+        return bool(_strategy_table.lookup(name).is_autograd)
 
     def current_gradient_strategy(self) -> Any:
         """Return the active gradient strategy object (built-ins are loaded on first use)."""
-        return _registry.lookup(_policy.effective().strategy_name)
+        return _strategy_table.lookup(_policy.effective().strategy_name)
 
     def assert_executing_eagerly(self) -> None:
         """Return None when running eagerly; raise ``RuntimeError`` inside a trace.

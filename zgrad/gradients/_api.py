@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from zgrad import _convert, _policy, _registry
+from zgrad import _convert, _policy, _strategy_table
 from zgrad.errors import GradientError
 from zgrad.gradients.registry import check_strategy
 from zgrad.gradients.result import GradientResult, symmetrize
@@ -19,9 +19,9 @@ def resolve_strategy(strategy: Any) -> tuple[str, Any]:
     """Return ``(name, strategy object)`` for None (the policy, read now), a name, or a strategy object."""
     if strategy is None:
         name = _policy.effective().strategy_name
-        return name, _registry.lookup(name)
+        return name, _strategy_table.lookup(name)
     if isinstance(strategy, str):
-        return strategy, _registry.lookup(strategy)
+        return strategy, _strategy_table.lookup(strategy)
     check_strategy(strategy)
     return getattr(strategy, "name", type(strategy).__name__), strategy
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zgrad import _policy, _registry
+from zgrad import _policy, _strategy_table
 
 __all__ = ["available", "get", "register", "unregister", "check_strategy"]
 
@@ -81,13 +81,13 @@ def register(name: str, strategy: Any, *, overwrite: bool = False) -> None:
         raise TypeError(f"A strategy name must be a str; got {name!r} ({type(name).__name__}).")
     if not name or name != name.strip():
         raise ValueError(f"A strategy name must be non-empty without surrounding spaces; got {name!r}.")
-    if name in _registry.BUILTIN_STRATEGIES:
+    if name in _strategy_table.BUILTIN_STRATEGIES:
         raise ValueError(
             f"{name!r} is a built-in strategy and cannot be replaced; built-ins are "
-            f"{list(_registry.BUILTIN_STRATEGIES)}. Register yours under another name."
+            f"{list(_strategy_table.BUILTIN_STRATEGIES)}. Register yours under another name."
         )
     check_strategy(strategy)
-    _registry.add(name, strategy, overwrite=overwrite)
+    _strategy_table.add(name, strategy, overwrite=overwrite)
 
 
 def get(name: str) -> Any:
@@ -106,7 +106,7 @@ def get(name: str) -> Any:
     """
     if not isinstance(name, str):
         raise TypeError(f"A strategy name must be a str; got {name!r} ({type(name).__name__}).")
-    return _registry.lookup(name)
+    return _strategy_table.lookup(name)
 
 
 def available() -> tuple[str, ...]:
@@ -118,7 +118,7 @@ def available() -> tuple[str, ...]:
     >>> zgrad.gradients.available()[:3]
     ('autodiff', 'numerical', 'minuit')
     """
-    return _registry.names()
+    return _strategy_table.names()
 
 
 def unregister(name: str) -> None:
@@ -130,11 +130,11 @@ def unregister(name: str) -> None:
         If ``name`` is not registered, is a built-in, or is selected by the process
         default or the caller's scoped mode (switch away from it first).
     """
-    if name in _registry.BUILTIN_STRATEGIES:
+    if name in _strategy_table.BUILTIN_STRATEGIES:
         raise ValueError(f"{name!r} is a built-in strategy and cannot be unregistered.")
     if name in _policy.names_in_use():
         raise ValueError(
             f"Cannot unregister {name!r}: it is the active gradient strategy; select another one first "
             "(e.g. zgrad.run.set_mode(autograd=True))."
         )
-    _registry.remove(name)
+    _strategy_table.remove(name)

@@ -278,7 +278,7 @@ class BaseLoss:
         """Return value, gradient and the exact Hessian (what ``'autodiff'`` calls for a Hessian).
 
         Unbinned NLLs of Gauss, Exponential and their Sums use closed-form derivatives
-        (``zgrad.losses._jets``); others nested tapes, per chunk of events where they chunk.
+        (``zgrad.losses._jet_derivatives``); others nested tapes, per chunk of events where they chunk.
         """
         if self._kernel is not None:
             return self._kernel.value_gradient_hessian(params, identities, *self._kernel_args(2, params))

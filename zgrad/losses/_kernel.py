@@ -27,7 +27,7 @@ from typing import Any
 import tensorflow as tf
 
 from zgrad.gradients.autodiff import checked_gradients, tape_hessian
-from zgrad.losses import _jets
+from zgrad.losses import _jet_derivatives
 from zgrad.z._function import function
 
 __all__ = ["BinnedKernel", "Chi2Kernel", "Events", "Kernel", "UnbinnedKernel", "kernel_for"]
@@ -262,8 +262,8 @@ class UnbinnedKernel(Kernel):
         return chunk_value + rest, chunk_grad + rest_grad
 
     def _value_gradient_hessian(self, params: tuple, events: Events) -> tuple[tf.Tensor, ...]:
-        if _jets.supported(self.model, params):
-            return _jets.value_gradient_hessian(self, events, params)
+        if _jet_derivatives.supported(self.model, params):
+            return _jet_derivatives.value_gradient_hessian(self, events, params)
         n, dtype = len(params), params[0].dtype
 
         def term(x: tf.Tensor, w: tf.Tensor | None) -> tuple:

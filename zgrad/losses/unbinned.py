@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from zgrad.losses import _data, _jets, _kernel
+from zgrad.losses import _data, _jet_derivatives, _kernel
 from zgrad.losses._base import BaseLoss, GaussianConstraint, refuse_model_list
 
 __all__ = ["ExtendedUnbinnedNLL", "UnbinnedNLL"]
@@ -122,7 +122,7 @@ class UnbinnedNLL(BaseLoss):
         bounds the memory of a fit with exact Hessians near that of a value call.
         """
         limit = None
-        if order == 1 or (order == 2 and _jets.supported(self._model, params)):
+        if order == 1 or (order == 2 and _jet_derivatives.supported(self._model, params)):
             limit = GRADIENT_CHUNK
         elif order == 2:
             limit = HESSIAN_CHUNK

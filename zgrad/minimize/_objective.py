@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from zgrad import _finite, _policy, _registry
+from zgrad import _finite, _policy, _strategy_table
 from zgrad.errors import GradientError
 from zgrad.gradients import _api
 from zgrad.gradients.result import symmetrize
@@ -28,16 +28,16 @@ def validate_gradient_option(gradient: Any) -> Any:
     if gradient is None or isinstance(gradient, bool):
         return gradient
     if isinstance(gradient, str):
-        if not _registry.is_registered(gradient):
+        if not _strategy_table.is_registered(gradient):
             raise ValueError(
                 f"gradient={gradient!r} is not a registered strategy; allowed: None (ask the policy), True "
                 f"(require zgrad's gradient), False (the minimizer's own), or one of "
-                f"{list(_registry.names())}."
+                f"{list(_strategy_table.names())}."
             )
         return gradient
     raise ValueError(
         f"gradient={gradient!r} ({type(gradient).__name__}) is not allowed; allowed: None, True, False, or a "
-        f"strategy name from {list(_registry.names())}."
+        f"strategy name from {list(_strategy_table.names())}."
     )
 
 
@@ -49,7 +49,7 @@ def choose_strategy(gradient: Any) -> tuple[str | None, Any]:
     if gradient is False:
         return None, None
     name = _policy.effective().strategy_name if gradient in (None, True) else gradient
-    strategy = _registry.lookup(name)
+    strategy = _strategy_table.lookup(name)
     if not strategy.provides_gradient:
         if gradient is True:
             raise GradientError(
@@ -191,7 +191,7 @@ class Objective:
 
 def _is_builtin_autodiff(strategy: Any) -> bool:
     # the built-in object itself (built-ins cannot be replaced): its numbers are the loss's own hooks'
-    return strategy is not None and strategy is _registry.lookup("autodiff")
+    return strategy is not None and strategy is _strategy_table.lookup("autodiff")
 
 
 def _to_numpy(tensors: tuple) -> tuple:
@@ -236,7 +236,7 @@ def needs_check(grad_name: str | None, loss: Any) -> bool:
     """
     if grad_name is None:
         return False
-    return not _registry.is_builtin(grad_name) or bool(getattr(loss, "uses_py_function", False))
+    return not _strategy_table.is_builtin(grad_name) or bool(getattr(loss, "uses_py_function", False))
 
 
 def directional_check(objective: Objective, x0: np.ndarray) -> dict:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from zgrad import _registry
+from zgrad import _strategy_table
 from zgrad.gradients._api import check_params
 from zgrad.minimize import _limits, _objective
 from zgrad.minimize.result import FitResult, ParamMap
@@ -239,7 +239,7 @@ def _exact_check(minuit: Any, objective: Any, values: np.ndarray, limited: list)
 def _name_unconstrained(loss: Any, params: list, values: np.ndarray, limited: list) -> list[str]:
     """Name the parameters a failed or forced covariance leaves free, from a numerical Hessian."""
     try:
-        result = _registry.lookup("numerical").hessian(loss, params)
+        result = _strategy_table.lookup("numerical").hessian(loss, params)
     except Exception as error:  # only the names are missing: the fit is invalid anyway
         return [f"the parameters not constrained could not be named: {type(error).__name__}: {error}"]
     hessian = np.asarray(result.hessian, dtype=float)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from zgrad import _registry
+from zgrad import _strategy_table
 from zgrad.gradients._api import check_params
 from zgrad.minimize import _objective
 from zgrad.minimize.minuit import nonfinite_note
@@ -80,7 +80,7 @@ class Scipy:
             if grad_strategy is not None and callable(getattr(grad_strategy, "hessian", None))
             else "numerical"
         )
-        hess_strategy = _registry.lookup(hess_name)
+        hess_strategy = _strategy_table.lookup(hess_name)
         objective = _objective.Objective(loss, params, grad_strategy, hess_strategy)
         x0 = np.array([float(p.numpy()) for p in params])
         check = _objective.guarded_check(objective, grad_name, x0)

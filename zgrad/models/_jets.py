@@ -8,7 +8,7 @@ broadcasts over the events. Two per model:
 - ``log_normalization``: ``log N``, the log of its integral over the observable's range.
 
 Losses use them to build exact Hessians without differentiating the data twice by tapes
-(``zgrad.losses._jets``); the tests compare them with nested tapes.
+(``zgrad.losses._jet_derivatives``); the tests compare them with nested tapes.
 """
 
 from __future__ import annotations

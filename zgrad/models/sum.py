@@ -152,7 +152,7 @@ class Sum(BasePDF):
         """Return the shape as ``sum_k c_k * unnormalized_pdf_k(x)``: ``[(c_k, pdf_k)]``.
 
         The scalar weight and normalisation fold into one coefficient per component; losses
-        with closed-form Hessians use the coefficients too (``zgrad.losses._jets``).
+        with closed-form Hessians use the coefficients too (``zgrad.losses._jet_derivatives``).
         """
         weights = self._weight_tensors()
         return [(w / pdf._normalization(), pdf) for w, pdf in zip(weights, self._pdfs, strict=True)]

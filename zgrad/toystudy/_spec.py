@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from zgrad import _registry
+from zgrad import _strategy_table
 
 __all__ = ["ToyPlan", "check_where", "plan"]
 
@@ -80,10 +80,11 @@ def _check_options(minimizer: Any, strategy: Any, seed: Any) -> None:
             f"minimizer must be None (zgrad.minimize.Minuit()) or an object with a minimize(loss) method "
             f"returning a FitResult; got {minimizer!r} ({type(minimizer).__name__})."
         )
-    if strategy is not None and (not isinstance(strategy, str) or not _registry.is_registered(strategy)):
+    known = isinstance(strategy, str) and _strategy_table.is_registered(strategy)
+    if strategy is not None and not known:
         raise ValueError(
             f"strategy must be None (the policy in force) or a registered gradient strategy name, one of "
-            f"{list(_registry.names())}; got {strategy!r}."
+            f"{list(_strategy_table.names())}; got {strategy!r}."
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int; got {seed!r}.")

@@ -22,7 +22,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from zgrad import _cache, _policy, _registry
+from zgrad import _cache, _policy, _strategy_table
 from zgrad.errors import RetracingWarning
 from zgrad.z import _signature, random
 
@@ -143,7 +143,7 @@ class GraphFunction:
             return self._python_call(instance, args, kwargs)
         args, kwargs = self._canonical(instance, args, kwargs)
         flat = _signature.flatten(args, kwargs)
-        key = (mode, _policy.get_chunksize(), _registry.generation(), flat.signature)
+        key = (mode, _policy.get_chunksize(), _strategy_table.generation(), flat.signature)
         cache = self._cache if instance is None else self._cache_for(instance)
         traced, created = cache.get_or_create(key, lambda: self._make_trace(instance, flat))
         try:
@@ -180,7 +180,7 @@ class GraphFunction:
         flat = _signature.flatten(args, kwargs)
         if not flat.relaxed:
             return None
-        key = (mode, _policy.get_chunksize(), _registry.generation(), flat.signature)
+        key = (mode, _policy.get_chunksize(), _strategy_table.generation(), flat.signature)
         cache = self._cache if instance is None else self._cache_for(instance)
         traced, _ = cache.get_or_create(key, lambda: self._make_trace(instance, flat))
         return traced, list(flat.dynamic)
