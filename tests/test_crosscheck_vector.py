@@ -33,7 +33,9 @@ def test_correct_gradient_and_hessian_pass():
     assert report.ok, str(report)
     assert report.strategies == ("numerical", "user") and report.params == ("x0", "x1", "x2")
     user = [r for r in report.rows if r.strategy == "user"]
-    assert len(user) == 3 + 6  # 3 gradient components, 6 Hessian entries i <= j
+    # 3 gradient components, 6 Hessian entries i <= j against the numerical Hessian, and the same
+    # 6 against the numerical Jacobian of the user gradient (level 'consistency')
+    assert [r.level for r in user] == ["gradient"] * 3 + ["hessian"] * 6 + ["consistency"] * 6
     expected = quartic_gradient(np.array(X0))
     assert [r.value for r in user[:3]] == pytest.approx(expected, rel=1e-15)
     assert [r.reference for r in user[:3]] == pytest.approx(expected, rel=1e-8)
@@ -69,7 +71,10 @@ def test_the_user_hessian_alone_is_flagged_when_wrong():
         return h
 
     report = zgrad.crosscheck(quartic, x0=X0, gradient=quartic_gradient, hessian=wrong_hessian)
-    assert [(r.strategy, r.param, r.level) for r in report.failures] == [("user", "x0,x2", "hessian")]
+    assert [(r.strategy, r.param, r.level) for r in report.failures] == [
+        ("user", "x0,x2", "hessian"),
+        ("user", "x0,x2", "consistency"),
+    ]
 
 
 def line(x, a, b):
@@ -189,3 +194,49 @@ def test_cli_with_a_vector_function_spec(tmp_path, monkeypatch, capsys):
     assert main(["crosscheck", "zgrad_vector_factories:unknown_key", "-o", str(out)]) == 2
     assert "keys ['fcn', 'start']; it needs 'fcn' and may hold ['x0'," in capsys.readouterr().err
 
+
+
+def _cubic_pair():
+    """f = a^2 b + sin(b) with its closed-form gradient and Hessian."""
+
+    def f(v):
+        return float(v[0] ** 2 * v[1] + np.sin(v[1]))
+
+    def g(v):
+        return np.array([2 * v[0] * v[1], v[0] ** 2 + np.cos(v[1])])
+
+    def h(v):
+        return np.array([[2 * v[1], 2 * v[0]], [2 * v[0], -np.sin(v[1])]])
+
+    return f, g, h
+
+
+def test_a_user_hessian_is_checked_against_the_jacobian_of_the_user_gradient(tmp_path):
+    f, g, h = _cubic_pair()
+    report = zgrad.crosscheck(f, x0=[0.7, 1.2], gradient=g, hessian=h)
+    assert report.ok, str(report)
+    consistency = [r for r in report.rows if r.level == "consistency"]
+    assert [r.param for r in consistency] == ["x0,x0", "x0,x1", "x1,x1"]
+    exact = h(np.array([0.7, 1.2]))
+    for row, (i, j) in zip(consistency, [(0, 0), (0, 1), (1, 1)], strict=True):
+        assert row.strategy == "user" and row.value == exact[i, j]
+        assert row.reference == pytest.approx(exact[i, j], rel=1e-8)  # the numerical Jacobian of g
+    assert any("level 'consistency'" in note for note in report.notes)
+    page = report.to_html(tmp_path).read_text(encoding="utf-8")
+    assert "consistency deviation chart" in page
+
+
+def test_a_wrong_hessian_entry_or_gradient_component_is_named_in_the_consistency_rows():
+    f, g, h = _cubic_pair()
+    one_entry = zgrad.crosscheck(f, x0=[0.7, 1.2], gradient=g, hessian=lambda v: h(v) * [[1, 1], [1, 1.01]])
+    wrong = [("x1,x1", "hessian"), ("x1,x1", "consistency")]
+    assert [(r.param, r.level) for r in one_entry.failures] == wrong
+    biased = zgrad.crosscheck(f, x0=[0.7, 1.2], gradient=lambda v: g(v) * [1.0, 1.01], hessian=h)
+    # component 1 of the gradient is off: its row and the Jacobian row it spans (d g_1 / d x_1)
+    assert [(r.param, r.level) for r in biased.failures] == [("x1", "gradient"), ("x1,x1", "consistency")]
+
+
+def test_no_consistency_rows_without_a_user_hessian():
+    f, g, _ = _cubic_pair()
+    report = zgrad.crosscheck(f, x0=[0.7, 1.2], gradient=g, hessian=True)
+    assert report.ok and not [r for r in report.rows if r.level == "consistency"]

@@ -136,3 +136,49 @@ def test_a_subset_of_the_parameters(gauss_nll):
     assert report.params == ("zgrad_test_sigma",) and report.strategies == ("zfit", "numerical")
     expected = closed_form_gradient(data)(np.array([START["mu"], START["sigma"]]))[1]
     assert [r.value for r in report.rows] == pytest.approx([expected, expected], rel=1e-6)
+
+
+ZFIT_FACTORIES = """
+import numpy as np
+import zfit
+
+
+def _loss():
+    obs = zfit.Space("x", -5.0, 5.0)
+    mu = zfit.Parameter("zgrad_cli_mu", 0.2, -2.0, 2.0)
+    sigma = zfit.Parameter("zgrad_cli_sigma", 1.1, 0.1, 5.0)
+    data = np.random.default_rng(11).normal(0.0, 1.0, 1000)
+    model = zfit.pdf.Gauss(obs=obs, mu=mu, sigma=sigma)
+    return zfit.loss.UnbinnedNLL(model, zfit.Data.from_numpy(obs=obs, array=data))
+
+
+def plain():
+    return _loss()
+
+
+def biased_reference():
+    loss = _loss()
+    exact = loss.value_gradient
+    return loss, lambda v: np.asarray(exact(list(loss.get_params()))[1]) * [1.01, 1.0]
+"""
+
+
+def test_the_cli_takes_a_factory_returning_a_zfit_loss(tmp_path, monkeypatch, capsys):
+    from zgrad.cli import main
+
+    name = "zgrad_zfit_cli_factories"
+    (tmp_path / f"{name}.py").write_text(ZFIT_FACTORIES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, name, raising=False)
+    out = tmp_path / "report"
+    assert main(["crosscheck", f"{name}:plain", "-o", str(out), "--no-html"]) == 0
+    document = json.loads((out / "report.json").read_text())
+    assert document["ok"] is True and document["reference_source"] == "autodiff"
+    assert document["strategies"] == ["autodiff", "numerical", "zfit"]
+    assert document["params"] == ["zgrad_cli_mu", "zgrad_cli_sigma"]
+    capsys.readouterr()
+    # a reference 1 % off in mu: every strategy disagrees with it there, and only there
+    assert main(["crosscheck", f"{name}:biased_reference", "-o", str(out), "--no-html"]) == 1
+    failures = json.loads((out / "report.json").read_text())["summary"]["failures"]
+    expected = [f"{s}: zgrad_cli_mu @ 0 (gradient)" for s in ("autodiff", "numerical", "zfit")]
+    assert sorted(failures) == expected

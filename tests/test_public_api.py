@@ -26,6 +26,7 @@ PUBLIC = {
     "run",
     "set_values",
     "toys",
+    "typing",
     "value_gradient",
     "z",
 }

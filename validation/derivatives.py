@@ -22,7 +22,8 @@ import tensorflow as tf
 import zgrad
 from validation import cases as _cases
 from validation.spec import Case, Tolerance
-from zgrad.checks import _plots
+from zgrad.checks import _scan
+from zgrad.checks.result import PrecisionScan
 
 __all__ = ["Row", "ScanTask", "Task", "parameters", "reference", "run_task"]
 
@@ -269,7 +270,7 @@ class ScanTask:
         """``case/point scan param``."""
         return f"{self.case}/{self.point} scan {self.param}"
 
-    def run(self) -> _plots.PrecisionScan:
+    def run(self) -> PrecisionScan:
         """Scan ``param`` over ``width`` step sizes on either side; return zgrad's ``PrecisionScan``."""
         case = _cases.CASES[self.case]
         x, data, *_ = reference(case, self.point)
@@ -281,4 +282,4 @@ class ScanTask:
             reference_gradient=lambda values: case.gradient(np.asarray(values, dtype=np.float64), data64),
         )
         index = [p.name for p in params].index(self.param)
-        return _plots.precision_scan(target, x.astype(case.dtype), index, self.n_points, self.width)
+        return _scan.precision_scan(target, x.astype(case.dtype), index, self.n_points, self.width)

@@ -1,6 +1,6 @@
 """``index.html``: the suite's report as one self-contained page (plots embedded as PNG data URIs).
 
-The figures reuse zgrad's cross-check report helpers (:mod:`zgrad.checks._plots`): the
+The figures reuse zgrad's public plotting module (:mod:`zgrad.checks.plots`): the
 precision plot after jacobi's (``|numerical - closed form|`` along a parameter scan, with
 the error-estimate band and the float-resolution line) and the per-parameter deviation
 chart; the toy pull chart is drawn here on the same matplotlib canvas (Agg, object API:
@@ -9,7 +9,6 @@ the user's pyplot state is never touched).
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 from pathlib import Path
@@ -21,10 +20,11 @@ import numpy as np
 from validation.cases import CASES
 from validation.fits import FIT_AGREEMENT, PULL_SIGMAS
 from validation.reference import RTOL
-from validation.report import environment, summarize
+from validation.report import summarize
 from validation.runner import SuiteResult
 from zgrad import _files
-from zgrad.checks import _plots
+from zgrad.checks import plots
+from zgrad.checks.report import environment
 
 __all__ = ["render_html", "write_html"]
 
@@ -51,12 +51,6 @@ _PRECISION_CAPTION = (
     "above the dots); dashed: eps·|closed form| = float resolution ({eps:.2g}), the best any method can "
     "reach."
 )
-
-
-def _img(png: bytes, alt: str) -> str:
-    return (
-        f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
-    )
 
 
 def _fmt(value: Any, spec: str = ".1e") -> str:
@@ -193,8 +187,8 @@ def _deviation_charts(result: SuiteResult) -> str:
         for level in ("gradient", "hessian"):
             labels = tuple(dict.fromkeys(r.param for r in rows if r.level == level))
             if labels:
-                png = _plots.deviation_png(rows, strategies, labels, level)
-                figures.append(f"<figure>{_img(png, f'{name} {level} deviation chart')}</figure>")
+                png = plots.deviation_png(rows, strategies, labels, level)
+                figures.append(f"<figure>{plots.embed_png(png, f'{name} {level} deviation chart')}</figure>")
         failed = any(not r.ok for r in rows)
         flag = ' <b style="color:#b3261e">FAIL</b>' if failed else ""
         opened = " open" if (k == 0 or failed) else ""
@@ -214,10 +208,8 @@ def _precision(result: SuiteResult) -> str:
         caption = _PRECISION_CAPTION.format(
             case=task.case, param=task.param, n=scan.x.size, width=task.width, point=task.point, eps=scan.eps
         )
-        parts.append(
-            f"<figure>{_img(_plots.precision_png(scan), f'precision plot {task.case} {task.param}')}"
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
+        image = plots.embed_png(plots.precision_png(scan), f"precision plot {task.case} {task.param}")
+        parts.append(f"<figure>{image}<figcaption>{html.escape(caption)}</figcaption></figure>")
     return "".join(parts) or "<p>No precision scan ran (no strategy with a gradient was selected).</p>"
 
 
@@ -266,7 +258,7 @@ def _fits(result: SuiteResult) -> str:
 
 
 def _pull_png(pulls: list[dict[str, Any]]) -> bytes:
-    fig = _plots._figure(8.0, 0.32 * len(pulls) + 1.4)
+    fig = plots.new_figure(8.0, 0.32 * len(pulls) + 1.4)
     axes = fig.subplots(1, 2, sharey=True)
     y = np.arange(len(pulls))[::-1]
     for ax, key, target, title in (
@@ -280,7 +272,7 @@ def _pull_png(pulls: list[dict[str, Any]]) -> bytes:
         ax.set_title(title, fontsize="medium")
         ax.grid(alpha=0.3)
     axes[0].set_yticks(y, [f"{p['case']} {p['strategy']} {p['param']}" for p in pulls], fontsize="small")
-    return _plots._png(fig)
+    return plots.to_png(fig)
 
 
 def _toys(result: SuiteResult) -> str:
@@ -307,7 +299,9 @@ def _toys(result: SuiteResult) -> str:
     return (
         f"<p>Pull = (fit - truth) / Hesse error over seeded toy data sets drawn from the model at its true "
         f"values. Pass: all fits valid, |mean| &lt; {PULL_SIGMAS:g} and |width - 1| &lt; {PULL_SIGMAS:g} "
-        f"uncertainties.</p>" + _table(head, rows) + f"<figure>{_img(_pull_png(pulls), 'toy pulls')}</figure>"
+        f"uncertainties.</p>"
+        + _table(head, rows)
+        + f"<figure>{plots.embed_png(_pull_png(pulls), 'toy pulls')}</figure>"
     )
 
 
@@ -355,7 +349,7 @@ def render_html(result: SuiteResult) -> str:
     ]
     env = "".join(
         f'<tr><td class="text">{html.escape(k)}</td><td class="text">{html.escape(str(v))}</td></tr>'
-        for k, v in environment().items()
+        for k, v in environment(cpu_cores=True).items()
     )
     verdict = "pass" if result.ok else "failed"
     ex = result.executor

@@ -51,7 +51,6 @@ from zgrad.checks import report as _checks_report
 
 __all__ = [
     "SCHEMA_VERSION",
-    "environment",
     "format_fits",
     "format_report",
     "format_table",
@@ -78,15 +77,6 @@ _TABLE_COLUMNS = (
     ("time", ">", 6),
     ("result", "<", 6),
 )
-
-
-def environment() -> dict[str, Any]:
-    """Return the versions and machine facts a report should be read with."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not available on every platform
-        cores = os.cpu_count()
-    return {**_checks_report.environment(), "cpu_cores": cores}
 
 
 def _worst(rows: list[Row], level: str) -> float | None:
@@ -318,7 +308,7 @@ def to_json(result: SuiteResult) -> dict[str, Any]:
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "ok": result.ok,
             "seconds": result.seconds,
-            "environment": environment(),
+            "environment": _checks_report.environment(cpu_cores=True),
             "options": dict(result.options),
             "executor": dict(result.executor),
             "cases": [_case_entry(name) for name in result.cases],

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from zgrad import errors
 from zgrad._runmanager import RunManager, run
-
-__version__ = "0.1.0.dev0"
+from zgrad._version import __version__ as __version__
 
 # public name -> "module:attribute" (or "module" for a subpackage), imported on first access
 _LAZY = {
@@ -40,12 +39,13 @@ _LAZY = {
     "toys": "zgrad.toystudy._api:toys",
     "ToyStudy": "zgrad.toystudy.study:ToyStudy",
     "set_values": "zgrad._values:set_values",
+    "typing": "zgrad.typing",
 }
 
 __all__ = ["RunManager", "errors", "run", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from zgrad import checks, gradients, losses, minimize, models, z
+    from zgrad import checks, gradients, losses, minimize, models, typing, z
     from zgrad._values import set_values
     from zgrad.checks.compare import crosscheck
     from zgrad.gradients._api import derivatives, gradient, hessian, value_gradient

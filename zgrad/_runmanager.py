@@ -1,7 +1,8 @@
 """``zgrad.run``: the user-facing face of the policy, the graph cache and the thread settings.
 
 The RunManager has no logic of its own: the policy lives in :mod:`zgrad._policy`,
-the graph caches in :mod:`zgrad._cache`, thread settings in :mod:`zgrad._threads`.
+the graph caches in :mod:`zgrad._cache`, thread settings and the process's core count
+(``run.n_cpu``) in :mod:`zgrad._threads`.
 Library code reads the policy from ``_policy``, never from here.
 """
 
@@ -73,7 +74,29 @@ class RunManager:
     DEFAULT_MODE = MappingProxyType(dict(_policy.DEFAULT_MODE))
 
     def __init__(self, n_cpu: int | str = "auto") -> None:
-        self._n_cpu = _threads.validate_n_cpu(n_cpu)
+        self._of_process = False
+        self._own_n_cpu = _threads.validate_n_cpu(n_cpu)
+
+    @classmethod
+    def _for_process(cls) -> RunManager:
+        """Return the RunManager whose ``n_cpu`` is the process's (``zgrad.run``)."""
+        manager = cls.__new__(cls)
+        manager._of_process = True
+        manager._own_n_cpu = None
+        return manager
+
+    @property
+    def _n_cpu(self) -> int:
+        # zgrad.run's count is the process's, kept in _threads where library code reads it;
+        # any other RunManager keeps its own
+        return _threads.n_cpu() if self._of_process else self._own_n_cpu
+
+    @_n_cpu.setter
+    def _n_cpu(self, value: int | str) -> None:
+        if self._of_process:
+            _threads.set_n_cpu(value)
+        else:
+            self._own_n_cpu = _threads.validate_n_cpu(value)
 
     # --- conversion ---------------------------------------------------------------------------
 
@@ -310,4 +333,4 @@ class RunManager:
         return f"<zgrad.RunManager mode={self.mode} n_cpu={self.n_cpu}>"
 
 
-run = RunManager()
+run = RunManager._for_process()

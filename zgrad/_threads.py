@@ -1,8 +1,10 @@
 """CPU count and TensorFlow thread-pool settings.
 
-Thread pools can only be sized before TensorFlow's runtime starts. TensorFlow
-silently accepts re-setting the same values afterwards, so zgrad checks the
-runtime state itself and refuses any change once it has started.
+The process's core count (``zgrad.run.n_cpu``) lives here: library code reads it with
+:func:`n_cpu`, never through ``zgrad.run``. Thread pools can only be sized before
+TensorFlow's runtime starts. TensorFlow silently accepts re-setting the same values
+afterwards, so zgrad checks the runtime state itself and refuses any change once it has
+started.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ import sys
 import threading
 from typing import Any
 
+from zgrad import _tf_compat
+
 _lock = threading.Lock()
 _settings: dict[str, int | None] = {"intra": None, "inter": None}
+#: The process's core count; None until first read or set (then ``'auto'`` is resolved).
+_process_n_cpu: int | None = None
 
 
 def available_cpus() -> int:
@@ -35,6 +41,20 @@ def validate_n_cpu(n_cpu: Any) -> int:
     return n_cpu
 
 
+def n_cpu() -> int:
+    """Return the process's core count: ``zgrad.run.n_cpu`` (``'auto'`` until set otherwise)."""
+    global _process_n_cpu
+    if _process_n_cpu is None:
+        _process_n_cpu = available_cpus()
+    return _process_n_cpu
+
+
+def set_n_cpu(value: Any) -> None:
+    """Set the process's core count (``'auto'`` or a positive int; raise otherwise)."""
+    global _process_n_cpu
+    _process_n_cpu = validate_n_cpu(value)
+
+
 def _validate_threads(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive int; got {value!r} ({type(value).__name__}).")
@@ -45,10 +65,7 @@ def runtime_started() -> bool:
     """Tell whether TensorFlow's runtime has started (never imports or starts it)."""
     if "tensorflow" not in sys.modules:
         return False
-    from tensorflow.python.eager import context  # already imported with tensorflow: no cost
-
-    ctx = context.context_safe()
-    return ctx is not None and ctx._context_handle is not None
+    return _tf_compat.eager_runtime_started()  # imports nothing new: tensorflow is loaded already
 
 
 def set_threads(intra: Any, inter: Any) -> None:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from zgrad import _files
+from zgrad.errors import ZgradError
 
 __all__ = ["load_factory", "main"]
 
@@ -36,8 +37,12 @@ EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 _REPORT_FILES = ("index.html", "report.json")
 
 
-class FactoryError(Exception):
-    """The factory named on the command line could not be imported, found or called."""
+class FactoryError(ZgradError):
+    """The factory named on the command line could not be imported, found or called.
+
+    A :class:`~zgrad.errors.ZgradError`, like every error zgrad defines; the command reports it
+    and exits with status 2.
+    """
 
 
 def load_factory(spec: str) -> Callable[[], Any]:
@@ -156,7 +161,12 @@ def _crosscheck(args: argparse.Namespace) -> int:
         if args.hessian and extra.get("hessian") is None:
             extra["hessian"] = True
         report = crosscheck(
-            loss, strategies=args.strategies, reference=reference, tolerances=args.rtol, **extra
+            loss,
+            strategies=args.strategies,
+            reference=reference,
+            tolerances=args.rtol,
+            scans=not args.no_html,  # the scans are the page's precision plots: no page, no scans
+            **extra,
         )
     except (
         TypeError,

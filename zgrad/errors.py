@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 __all__ = [
+    "BridgeCostWarning",
     "GradientError",
     "PolicyInTraceError",
     "RetracingWarning",
@@ -46,3 +47,11 @@ class GradientError(ZgradError, ValueError):
 
 class RetracingWarning(ZgradWarning):
     """One function was traced many times: its arguments probably change Python values on each call."""
+
+
+class BridgeCostWarning(ZgradWarning):
+    """A numerical gradient through ``z.py_function`` needs a full Jacobian of a large input.
+
+    Such a gradient costs two evaluations of the bridged function per element of the input;
+    ``elementwise=True`` or an explicit ``gradient=`` avoids it.
+    """

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.ops.resource_variable_ops import ResourceVariable
 
 from zgrad import _policy
+from zgrad._tf_compat import ResourceVariable
 
 __all__ = ["Parameter"]
 

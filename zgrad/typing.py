@@ -13,7 +13,8 @@ protocol                           offered by                                 as
 =================================  =========================================  ==============================
 :class:`GradientStrategy`          every registered strategy                  the registry, ``derivatives``,
                                                                               the minimizer adapters
-:class:`HessianStrategy`           ``'autodiff'``, ``'numerical'``, users'    ``derivatives``, adapters
+:class:`HessianStrategy`           ``'autodiff'``, ``'numerical'``, users';   ``derivatives``, adapters
+                                   ``'minuit'`` (raises, naming the others)
 :class:`BudgetedStrategy`          ``'numerical'``                            minimizer adapters (``'fast'``)
 :class:`BatchedValues`             every zgrad loss                           ``'numerical'``
 :class:`FusedValueGradient`        every zgrad loss                           ``'autodiff'``
@@ -24,6 +25,7 @@ protocol                           offered by                                 as
 :class:`BridgesNumpy`              models and losses                          minimizer adapters
 :class:`LogDensityJets`            ``Gauss``, ``Exponential``                 the closed-form NLL Hessian
 :class:`MixtureJets`               ``Sum``                                    the closed-form NLL Hessian
+:class:`ErrorAnalysis`             ``zgrad.minimize.Minuit``, ``Scipy``       ``FitResult.minos``, ``hesse``
 =================================  =========================================  ==============================
 
 The loss hooks take ``params`` (a tuple of Parameters) and ``identities`` (their
@@ -52,7 +54,7 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "BudgetedStrategy",
     "CompiledAtPoint",
     "CountsEvents",
+    "ErrorAnalysis",
     "EvaluatesAtPoint",
     "ExactHessian",
     "FusedValueGradient",
@@ -183,3 +186,18 @@ class MixtureJets(Protocol):
 
     def _weight_slopes(self) -> list[list[tuple[Any, float]]]:
         """Return, per component, ``[(Parameter, d weight / d Parameter)]`` (the weights are linear)."""
+
+
+@runtime_checkable
+class ErrorAnalysis(Protocol):
+    """A minimizer adapter that computes a fit's errors again at its best fit.
+
+    A :class:`~zgrad.minimize.FitResult` keeps the adapter that made it and hands its
+    ``minos`` and ``hesse`` calls to it, so the result stays data and imports no minimizer.
+    """
+
+    def minos(self, result: Any, *params: Any, cl: float | None = None) -> Mapping[str, tuple[float, float]]:
+        """Return ``name -> (lower, upper)`` from a profile-likelihood scan around ``result``'s minimum."""
+
+    def hesse(self, result: Any, *, strategy: Any = None) -> Mapping[str, float]:
+        """Return ``name -> error`` from the Hessian of ``strategy`` at ``result``'s minimum."""

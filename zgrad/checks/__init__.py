@@ -5,6 +5,10 @@ reference (a closed form, or the most trustworthy strategy available) and return
 :class:`CrossCheckReport` that prints as a table and writes JSON and a self-contained HTML
 page with plots. ``zgrad crosscheck module:factory`` does the same from the command line.
 
+Compute, then data, then render: :mod:`~zgrad.checks.compare` computes (the rows and the
+precision scans), :mod:`~zgrad.checks.result` holds the numbers, :mod:`~zgrad.checks.report`
+renders them (terminal, JSON, HTML) and :mod:`~zgrad.checks.plots` draws the figures from them.
+
 Examples
 --------
 >>> import zgrad
@@ -17,6 +21,8 @@ Examples
 
 from __future__ import annotations
 
-from zgrad.checks.compare import CrossCheckReport, CrossCheckRow, crosscheck
+from zgrad.checks.compare import crosscheck
+from zgrad.checks.report import CrossCheckReport
+from zgrad.checks.result import CrossCheckRow, PrecisionScan
 
-__all__ = ["CrossCheckReport", "CrossCheckRow", "crosscheck"]
+__all__ = ["CrossCheckReport", "CrossCheckRow", "PrecisionScan", "crosscheck"]

@@ -105,6 +105,34 @@ class UserStrategy:
         return GradientResult(value=first.value, gradient=first.gradient, hessian=hess, n_evals=1,
                               strategy=USER, params=first.params)  # fmt: skip
 
+    def gradient_jacobian(self, params: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Return the numerical Jacobian of the user gradient at the Parameters' values, and its errors.
+
+        Row ``i`` is the accurate numerical gradient of the gradient's component ``i`` (the engine
+        of the ``'numerical'`` strategy, within the Parameters' limits): what a Hessian consistent
+        with the user gradient must equal, entry by entry. The Parameters are restored.
+        """
+        numerical = registry.get("numerical")
+        rows, errors = [], []
+        for i in range(len(params)):
+            component = _GradientComponent(self._gradient, params, i)
+            result = numerical.value_gradient(component, params)
+            rows.append(result.gradient)
+            errors.append(result.error)
+        return np.array(rows, dtype=float), np.array(errors, dtype=float)
+
+
+class _GradientComponent:
+    """Component ``i`` of the user gradient as a zero-argument function of the Parameters."""
+
+    def __init__(self, gradient: Callable, params: Sequence[Any], i: int) -> None:
+        self._gradient, self._params, self._i = gradient, params, i
+        self.__qualname__ = f"component {i} of the user gradient"
+
+    def __call__(self) -> float:
+        x = _values(self._params)
+        return float(_array(self._gradient(x), (len(x),), "gradient")[self._i])
+
 
 def is_iminuit_cost(obj: Any) -> bool:
     """Whether ``obj`` is an iminuit cost function (an instance of ``iminuit.cost.Cost``)."""

@@ -27,20 +27,29 @@ does not apply. The JSON schema is unchanged: such rows are failures with that m
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from zgrad import _policy
-from zgrad._runmanager import run
-from zgrad.checks import _adapters, _inputs, _plots, report
-from zgrad.gradients import _api, registry
+from zgrad.checks import _inputs, _scan
+from zgrad.checks._adapters import USER, UserStrategy
+from zgrad.checks._rule import (
+    CLOSED_FORM,
+    DEFAULT_RTOL,
+    ERROR_COVERED,
+    INCONCLUSIVE_FRACTION,
+    OTHER_RTOL,
+    SCALE_FLOOR,
+)
+from zgrad.checks._target import Target, make_target
+from zgrad.checks.report import CrossCheckReport
+from zgrad.checks.result import CONSISTENCY, CONSISTENCY_NOTE, INCONCLUSIVE, CrossCheckRow
+from zgrad.gradients import _api
 
 __all__ = [
     "CrossCheckReport",
@@ -51,248 +60,6 @@ __all__ = [
     "INCONCLUSIVE_FRACTION",
     "SCALE_FLOOR",
 ]
-
-#: Relative tolerance per strategy name when ``tolerances`` does not say otherwise.
-DEFAULT_RTOL: Mapping[str, float] = {"autodiff": 1e-8, "numerical": 1e-6}
-#: Relative tolerance of strategies not named in :data:`DEFAULT_RTOL`.
-OTHER_RTOL = 1e-6
-#: Strategies whose own error estimate may cover a deviation larger than ``rtol * scale``.
-ERROR_COVERED = frozenset({"numerical"})
-#: A component's scale is at least this fraction of the largest reference component.
-SCALE_FLOOR = 1e-3
-#: Error estimates larger than this fraction of a component's scale make its row inconclusive.
-INCONCLUSIVE_FRACTION = 0.1
-
-CLOSED_FORM = "closed form"
-INCONCLUSIVE = "inconclusive"
-NUMERICAL_REFERENCE = "numerical (accurate)"
-
-
-@dataclass(frozen=True)
-class CrossCheckRow:
-    """One derivative component of one strategy at one point, compared with the reference.
-
-    Attributes
-    ----------
-    point : int
-        Index of the point in the report's ``points``.
-    param : str
-        Parameter name; ``'a,b'`` for the Hessian entry of ``a`` and ``b``.
-    strategy : str
-        Strategy name.
-    value : float or None
-        The strategy's derivative; None if the strategy raised.
-    error : float or None
-        The strategy's own error estimate; None where it gives none (exact strategies).
-    reference : float or None
-        The reference derivative.
-    deviation : float or None
-        ``value - reference``.
-    zscore : float or None
-        ``|deviation| / error`` where an error estimate exists.
-    tolerance : float or None
-        The largest ``|deviation|`` that passes (see :mod:`zgrad.checks.compare`).
-    ok : bool
-        The verdict.
-    n_evals : int or None
-        Function evaluations the strategy used for this point and level.
-    seconds : float
-        Wall time of that call.
-    level : str
-        ``'gradient'`` or ``'hessian'``.
-    scale : float or None
-        The scale the relative tolerance multiplies.
-    message : str
-        Why a row failed without a value (the exception), or a non-``'ok'`` numerical status.
-
-    Examples
-    --------
-    >>> from zgrad.checks import CrossCheckRow
-    >>> row = CrossCheckRow(point=0, param="x", strategy="autodiff", value=2.0, error=None,
-    ...                     reference=2.0, deviation=0.0, zscore=None, tolerance=2e-8, ok=True,
-    ...                     n_evals=1, seconds=0.01)
-    >>> row.level, row.relative_deviation
-    ('gradient', None)
-    """
-
-    point: int
-    param: str
-    strategy: str
-    value: float | None
-    error: float | None
-    reference: float | None
-    deviation: float | None
-    zscore: float | None
-    tolerance: float | None
-    ok: bool
-    n_evals: int | None
-    seconds: float
-    level: str = "gradient"
-    scale: float | None = None
-    message: str = ""
-
-    @property
-    def relative_deviation(self) -> float | None:
-        """``|deviation| / scale``, or None where either is missing or the scale is zero."""
-        if self.deviation is None or not self.scale:
-            return None
-        return abs(self.deviation) / self.scale
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the fields as a plain dict (what the JSON report holds per row)."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class _Target:
-    """What the check differentiates, kept by the report for precision scans."""
-
-    func: Callable[[], Any]
-    params: tuple
-    reference_gradient: Callable[[np.ndarray], Any] | None
-    reference_hessian: Callable[[np.ndarray], Any] | None
-    #: strategies that exist only for this check (the user's derivatives), by name
-    local: Mapping[str, Any] = field(default_factory=dict)
-    #: the strategies tried, in order, for a reference when there is no closed form
-    references: tuple[tuple[str, str], ...] = (("autodiff", "autodiff"), ("numerical", NUMERICAL_REFERENCE))
-
-    def strategy(self, name: str) -> Any:
-        """Return the strategy object of ``name``: a local one, else the registered one."""
-        return self.local[name] if name in self.local else registry.get(name)
-
-
-class CrossCheckReport:
-    """The outcome of :func:`crosscheck`: rows, verdict, and renderings.
-
-    ``str(report)`` is a terminal table; :meth:`to_json` and :meth:`to_html` write the same
-    content for machines and for people (see :mod:`zgrad.checks.report` for the JSON schema).
-
-    Attributes
-    ----------
-    rows : tuple of CrossCheckRow
-        One per point, parameter and strategy, then the Hessian entries where requested.
-    params : tuple of str
-        Parameter names, in the order of the values in ``points``.
-    points : tuple of ndarray
-        The parameter values of each point.
-    strategies : tuple of str
-        The strategies checked.
-    rtols : dict
-        The relative tolerance used per strategy.
-    reference_source : str
-        ``'closed form'``, ``'autodiff'`` or ``'numerical (accurate)'``; where levels or points
-        differ, each source followed by its level.
-    hessian : bool
-        Whether Hessian rows were requested.
-    notes : tuple of str
-        Remarks on what could not be compared (e.g. a strategy without a Hessian), and on the kind
-        of function checked (its ``errordef`` for an iminuit cost).
-    errordef : float or None
-        The ``errordef`` of the loss or iminuit cost checked; None where it has none.
-
-    Examples
-    --------
-    >>> import zgrad
-    >>> from zgrad.checks import crosscheck
-    >>> x = zgrad.Parameter("x", 2.0)
-    >>> report = crosscheck(lambda: x**3, [x], strategies=["autodiff"], reference=lambda v: [3 * v[0] ** 2])
-    >>> report.ok, len(report.rows), report.failures
-    (True, 1, ())
-    >>> report.rows[0].value, report.rows[0].reference
-    (12.0, 12.0)
-    """
-
-    def __init__(
-        self,
-        rows: Sequence[CrossCheckRow],
-        *,
-        params: tuple[str, ...],
-        points: tuple[np.ndarray, ...],
-        strategies: tuple[str, ...],
-        rtols: Mapping[str, float],
-        reference_source: str,
-        hessian: bool = False,
-        notes: tuple[str, ...] = (),
-        target: _Target | None = None,
-        errordef: float | None = None,
-    ) -> None:
-        self.rows = tuple(rows)
-        self.params = tuple(params)
-        self.points = tuple(np.array(x, dtype=float) for x in points)
-        self.strategies = tuple(strategies)
-        self.rtols = dict(rtols)
-        self.reference_source = reference_source
-        self.hessian = hessian
-        self.notes = tuple(notes)
-        self.created = report.utc_now()
-        self.scale_floor = SCALE_FLOOR
-        self.error_covered = ERROR_COVERED
-        self.errordef = errordef
-        self._target = target
-
-    def __getstate__(self) -> dict:
-        # a report travels as its numbers: the function it checked (often a lambda or a loss over
-        # one) stays behind, so a pickled or copied report draws no precision plots
-        state = dict(self.__dict__)
-        state["_target"] = None
-        return state
-
-    @property
-    def ok(self) -> bool:
-        """Whether there are rows and every one of them passed."""
-        return bool(self.rows) and all(row.ok for row in self.rows)
-
-    @property
-    def failures(self) -> tuple[CrossCheckRow, ...]:
-        """The rows that did not pass (failed or inconclusive), in order."""
-        return tuple(row for row in self.rows if not row.ok)
-
-    @property
-    def inconclusive(self) -> tuple[CrossCheckRow, ...]:
-        """The rows whose error estimates were too large to judge them (a subset of :attr:`failures`)."""
-        return tuple(row for row in self.rows if row.message.startswith(INCONCLUSIVE))
-
-    def summary(self) -> dict[str, Any]:
-        """Return counts, the largest relative deviation and z-score, cost and time per strategy."""
-        return report.summarize(self)
-
-    def __str__(self) -> str:
-        return report.format_table(self)
-
-    def __repr__(self) -> str:
-        return f"<CrossCheckReport ok={self.ok} rows={len(self.rows)} failures={len(self.failures)}>"
-
-    def to_json(self, indent: int | None = 2) -> str:
-        """Return the report as a JSON document (schema :data:`zgrad.checks.report.SCHEMA_VERSION`)."""
-        return report.to_json(self, indent=indent)
-
-    def to_html(self, path: str | os.PathLike) -> Path:
-        """Write one self-contained HTML page (tables and embedded PNG plots); return its path.
-
-        ``path`` is the file to write, or an existing directory to write ``index.html`` into.
-        Rendering needs matplotlib and evaluates the function again for the precision plots; a
-        pickled or copied report holds only the numbers, so its page has no precision plots.
-        """
-        return report.write_html(self, path)
-
-    def precision_scan(self, param: Any, n_points: int = 15, width: float = 3.0) -> _plots.PrecisionScan:
-        """Scan ``param`` around the first point: numerical derivative, its error and the reference.
-
-        The scan covers ``n_points`` values within ``width`` step sizes on either side (inside
-        the limits); the other Parameters stay at the first point, and all are restored after.
-
-        Raises
-        ------
-        zgrad.errors.GradientError
-            If there is no closed form and autodiff fails: no independent reference to compare with.
-        """
-        if self._target is None:
-            raise ValueError("This report holds no function to scan (it was not made by crosscheck).")
-        if not isinstance(param, str):
-            param = getattr(param, "name", param)
-        if param not in self.params:
-            raise ValueError(f"Unknown parameter {param!r}; the report's parameters are {list(self.params)}.")
-        return _plots.precision_scan(self._target, self.points[0], self.params.index(param), n_points, width)
 
 
 def crosscheck(
@@ -308,6 +75,7 @@ def crosscheck(
     gradient: Callable[[np.ndarray], Any] | None = None,
     names: Sequence[str] | None = None,
     limits: Sequence[tuple[float | None, float | None] | None] | None = None,
+    scans: bool = True,
 ) -> CrossCheckReport:
     """Compare the derivatives of gradient strategies with a reference, component by component.
 
@@ -354,11 +122,19 @@ def crosscheck(
     limits : sequence of (lower, upper), optional
         Keyword only. One pair per parameter (None or an infinity for no limit); the numerical
         strategy never steps outside them.
+    scans : bool, default True
+        Keyword only. Also compute the precision scans that the HTML page draws (for a small
+        loss they cost more than the check itself: about 0.5 s against 0.03 s for a 400-event
+        NLL of two parameters). False when only the verdict and the rows are wanted; the page
+        then says that no scan was made.
 
     Returns
     -------
     CrossCheckReport
         ``ok``, ``rows``, ``failures``; prints as a table; ``to_json()``, ``to_html(path)``.
+        It holds numbers only, including the precision scans its HTML page draws (the first
+        five parameters, 15 values within three step sizes of the first point), which are
+        computed here unless ``scans=False``: rendering evaluates nothing.
 
     Raises
     ------
@@ -407,8 +183,10 @@ def crosscheck(
             "hessian must be True, False or the user's Hessian (a callable of the values array); "
             f"got {hessian!r}."
         )
+    if not isinstance(scans, bool):
+        raise TypeError(f"scans must be True or False; got {scans!r} ({type(scans).__name__}).")
     vector = dict(x0=x0, gradient=gradient, hessian=user_hessian, names=names, limits=limits)
-    target, names, errordef, notes = _make_target(
+    target, names, errordef, notes = make_target(
         loss_or_callable, params, strategies, points, reference, vector
     )
     params = target.params
@@ -421,6 +199,8 @@ def crosscheck(
     try:
         for index, x in enumerate(values):
             _Checker(target, index, x, names, rtols).run(rows, sources, notes, hessian)
+        # the data of the page's precision plots
+        scanned = _scan.scan_parameters(target, values[0]) if scans else None
     finally:
         for p, original in zip(params, originals, strict=True):
             p.assign(original)
@@ -433,56 +213,15 @@ def crosscheck(
         reference_source=_describe_sources(sources),
         hessian=hessian,
         notes=tuple(dict.fromkeys(notes)),
-        target=target,
         errordef=errordef,
-    )
-
-
-def _make_target(
-    obj: Any, params: Any, strategies: Any, points: Any, reference: Any, vector: dict
-) -> tuple[_Target, tuple[str, ...], float | None, list[str]]:
-    """Return ``(target, strategy names, errordef, notes)`` for any kind of function crosscheck takes."""
-    ref_grad, ref_hess = _inputs.resolve_reference(reference)
-    if _adapters.is_zfit_loss(obj):  # its own Parameters: zgrad's strategies, the reference, and 'zfit'
-        adapted = _adapters.adapt_zfit(obj, params, vector)
-        names = _adapters.resolve_zfit_strategies(strategies)
-        target = _Target(adapted.func, adapted.params, ref_grad, ref_hess, {_adapters.ZFIT: adapted.user})
-        notes = [f"checked a {adapted.kind}: 'zfit' is zfit's own loss.value_gradient (and loss.hessian)"]
-        return target, names, adapted.errordef, [*notes, _errordef_note(adapted)]
-    if not _adapters.wants_adapter(
-        obj, params, **{k: vector[k] for k in ("x0", "gradient", "names", "limits")}
-    ):
-        if vector["hessian"] is not None:
-            raise TypeError(
-                "hessian= as a callable (the user's Hessian) is for a function of a vector or an iminuit "
-                "cost; for a zgrad loss or a callable of Parameters pass hessian=True and reference=."
-            )
-        func, params = _inputs.resolve_target(obj, params)
-        names = _inputs.resolve_strategies(strategies)
-        return _Target(func, params, ref_grad, ref_hess), names, getattr(obj, "errordef", None), []
-    adapted = _adapters.adapt(obj, points=points, **vector)
-    names = _adapters.resolve_strategies(strategies, adapted, ref_grad is not None)
-    local = {} if adapted.user is None else {_adapters.USER: adapted.user}
-    target = _Target(
-        adapted.func, adapted.params, ref_grad, ref_hess, local, (("numerical", NUMERICAL_REFERENCE),)
-    )
-    notes = [f"checked a {adapted.kind}: automatic differentiation cannot see through it"]
-    if adapted.errordef is not None:
-        notes.append(_errordef_note(adapted))
-    return target, names, adapted.errordef, notes
-
-
-def _errordef_note(adapted: _adapters.Adapted) -> str:
-    return (
-        f"errordef = {adapted.errordef:g} (from the {adapted.kind}): the derivatives are those of the "
-        "cost as given; errordef scales the parameter errors, not this comparison"
+        scans=scanned,
     )
 
 
 class _Checker:
     """All strategies at one point: runs them, obtains the reference, builds the rows."""
 
-    def __init__(self, target: _Target, index: int, x: np.ndarray, names: tuple, rtols: dict) -> None:
+    def __init__(self, target: Target, index: int, x: np.ndarray, names: tuple, rtols: dict) -> None:
         self.target = target
         self.index = index
         self.x = x
@@ -506,7 +245,7 @@ class _Checker:
                         hessian=hessian,
                     )
                 else:
-                    with run.set_mode(autograd=name):
+                    with _policy.set_mode(autograd=name):
                         result = _api.derivatives(
                             self.target.func, self.target.params, strategy=name, hessian=hessian
                         )
@@ -543,6 +282,24 @@ class _Checker:
                     continue
                 result, seconds = self.outcome(name, level)
                 rows.extend(self._rows(name, level, result, seconds, ref, ref_err, problem))
+        user = self.target.local.get(USER)
+        if hessian and isinstance(user, UserStrategy) and callable(user.hessian):
+            rows.extend(self._consistency(user))
+            notes.append(CONSISTENCY_NOTE)
+
+    def _consistency(self, user: UserStrategy) -> list[CrossCheckRow]:
+        """Return rows of the user Hessian against the numerical Jacobian of the user gradient."""
+        result, seconds = self.outcome(USER, True)
+        start = time.perf_counter()
+        try:
+            _inputs.assign(self.target.params, self.x)
+            jacobian, errors = user.gradient_jacobian(self.target.params)
+        except Exception as exc:  # the Jacobian failed: failing rows that say why
+            result = exc
+            jacobian = errors = None
+        rows = self._rows(USER, True, result, seconds + time.perf_counter() - start, jacobian, errors,
+                          "the numerical Jacobian of the user gradient could not be computed")  # fmt: skip
+        return [dataclasses.replace(row, level=CONSISTENCY) for row in rows]
 
     def _rows(
         self, name: str, level: bool, result: Any, seconds: float, ref: Any, ref_err: Any, problem: str

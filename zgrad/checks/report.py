@@ -27,21 +27,24 @@ Missing numbers are ``null``; non-finite ones are the strings ``"inf"``, ``"-inf
 
 from __future__ import annotations
 
-import base64
-import datetime
 import html
 import json
 import math
+import os
 import platform
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from zgrad import _files
-from zgrad.checks import _plots
+from zgrad._version import __version__
+from zgrad.checks import plots
+from zgrad.checks._rule import RULE
+from zgrad.checks.result import CONSISTENCY, SCAN_PARAMS, CrossCheckData
 
 __all__ = [
     "SCHEMA_VERSION",
+    "CrossCheckReport",
     "environment",
     "format_table",
     "render_html",
@@ -52,15 +55,8 @@ __all__ = [
 
 #: Version of the JSON document written by ``CrossCheckReport.to_json()``.
 SCHEMA_VERSION = "1.0"
-#: At most this many parameters get a precision plot in the HTML page.
-MAX_PRECISION_PLOTS = 5
-
-_RULE = (
-    "ok when |deviation| <= tolerance; tolerance = max(rtol * scale, cover); "
-    "scale = max(|reference_i|, scale_floor * max_j |reference_j|) over the same level and point; "
-    "cover = the strategy's own error estimate (for the strategies in error_covered) "
-    "+ the reference's error estimate (when the reference is numerical)"
-)
+#: At most this many parameters get a precision plot in the HTML page (those crosscheck scans).
+MAX_PRECISION_PLOTS = SCAN_PARAMS
 _COLUMNS = (
     "point",
     "level",
@@ -78,19 +74,22 @@ _COLUMNS = (
 )
 
 
-def utc_now() -> str:
-    """Return the current UTC time in ISO 8601, to the second."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def environment() -> dict[str, Any]:
+def environment(cpu_cores: bool = False) -> dict[str, Any]:
     """Return the versions of Python, the platform and the packages a check depends on.
+
+    Parameters
+    ----------
+    cpu_cores : bool
+        Also give ``cpu_cores``: the cores this process may use (its CPU affinity where the
+        platform has one, else all cores), a fact to read timings with.
 
     Examples
     --------
     >>> from zgrad.checks.report import environment
     >>> sorted(environment())[:3]
     ['iminuit', 'matplotlib', 'numdifftools']
+    >>> environment(cpu_cores=True)["cpu_cores"] >= 1
+    True
     """
     versions: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
     for package in ("zgrad", "numpy", "scipy", "tensorflow", "numdifftools", "iminuit", "matplotlib"):
@@ -99,13 +98,16 @@ def environment() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[package] = None
     if versions["zgrad"] is None:  # a source checkout that was never installed
-        import zgrad
-
-        versions["zgrad"] = zgrad.__version__
+        versions["zgrad"] = __version__
+    if cpu_cores:
+        try:
+            versions["cpu_cores"] = len(os.sched_getaffinity(0))
+        except AttributeError:  # not available on every platform
+            versions["cpu_cores"] = os.cpu_count()
     return versions
 
 
-def summarize(report: Any) -> dict[str, Any]:
+def summarize(report: CrossCheckData) -> dict[str, Any]:
     """Return the ``summary`` section of the JSON document for ``report``."""
     per_strategy = {}
     for name in report.strategies:
@@ -131,7 +133,7 @@ def summarize(report: Any) -> dict[str, Any]:
     }
 
 
-def _document(report: Any) -> dict[str, Any]:
+def _document(report: CrossCheckData) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "zgrad.crosscheck",
@@ -147,7 +149,7 @@ def _document(report: Any) -> dict[str, Any]:
             "rtol": dict(report.rtols),
             "scale_floor": report.scale_floor,
             "error_covered": sorted(report.error_covered),
-            "rule": _RULE,
+            "rule": RULE,
         },
         "summary": summarize(report),
         "rows": [row.as_dict() for row in report.rows],
@@ -175,7 +177,7 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def to_json(report: Any, indent: int | None = 2) -> str:
+def to_json(report: CrossCheckData, indent: int | None = 2) -> str:
     """Return ``report`` as a strict JSON document (see the module docstring for the schema)."""
     return json.dumps(json_safe(_document(report)), indent=indent, allow_nan=False)
 
@@ -195,7 +197,7 @@ def _cell(value: Any, column: str) -> str:
     return str(value)
 
 
-def format_table(report: Any) -> str:
+def format_table(report: CrossCheckData) -> str:
     """Return the terminal table: a header, one line per row, the failures' messages, a summary line."""
     lines = [
         f"zgrad crosscheck: {'OK' if report.ok else 'FAILED'}  reference: {report.reference_source}",
@@ -246,12 +248,7 @@ _PRECISION_CAPTION = (
 )
 
 
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _summary_html(report: Any) -> str:
+def _summary_html(report: CrossCheckData) -> str:
     summary = summarize(report)
     verdict = "pass" if report.ok else "failed"
     head = "".join(
@@ -293,7 +290,7 @@ def _summary_html(report: Any) -> str:
         f'<p><span class="verdict {verdict}">{"OK" if report.ok else "FAILED"}</span> '
         f"{summary['n_rows']} rows, {summary['n_failures']} failed. Reference: "
         f"<b>{html.escape(report.reference_source)}</b>. Created {html.escape(report.created)}.</p>"
-        f"<p>Verdict rule: {html.escape(_RULE)}.</p>"
+        f"<p>Verdict rule: {html.escape(RULE)}.</p>"
         f"<table><tr>{head}</tr>{body}</table>"
         f"<h3>Points</h3><table><tr><th>point</th>"
         + "".join(f"<th>{html.escape(p)}</th>" for p in report.params)
@@ -302,7 +299,7 @@ def _summary_html(report: Any) -> str:
     )
 
 
-def _rows_html(report: Any) -> str:
+def _rows_html(report: CrossCheckData) -> str:
     head = "".join(f"<th>{c}</th>" for c in (*_COLUMNS, "message"))
     lines = []
     for row in report.rows:
@@ -318,16 +315,18 @@ def _rows_html(report: Any) -> str:
     return f"<table><tr>{head}</tr>{''.join(lines)}</table>"
 
 
-def _plots_html(report: Any) -> str:
+def _plots_html(report: CrossCheckData) -> str:
     parts = []
     levels = ("gradient", "hessian") if report.hessian else ("gradient",)
+    if any(r.level == CONSISTENCY for r in report.rows):
+        levels = (*levels, CONSISTENCY)
     for level in levels:
         labels = tuple(dict.fromkeys(r.param for r in report.rows if r.level == level))
         if labels:
             parts.append(
                 "<figure>"
-                + _img(
-                    _plots.deviation_png(report.rows, report.strategies, labels, level),
+                + plots.embed_png(
+                    plots.deviation_png(report.rows, report.strategies, labels, level),
                     f"{level} deviation chart",
                 )
                 + "<figcaption>Largest |deviation| / scale over the points, per parameter and strategy "
@@ -336,13 +335,13 @@ def _plots_html(report: Any) -> str:
             )
     for name in report.params[:MAX_PRECISION_PLOTS]:
         try:
-            scan = report.precision_scan(name)
-        except ValueError as exc:  # no function held, or no independent reference (GradientError)
+            scan = report.precision_scan(name)  # the stored scan: rendering computes nothing
+        except ValueError as exc:  # no scans held, or the scan failed (GradientError)
             parts.append(f"<p>No precision plot for {html.escape(name)}: {html.escape(str(exc))}</p>")
             continue
         caption = _PRECISION_CAPTION.format(n=scan.x.size, eps=scan.eps)
         parts.append(
-            f"<figure>{_img(_plots.precision_png(scan), f'precision plot {name}')}"
+            f"<figure>{plots.embed_png(plots.precision_png(scan), f'precision plot {name}')}"
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
     if len(report.params) > MAX_PRECISION_PLOTS:
@@ -350,7 +349,7 @@ def _plots_html(report: Any) -> str:
     return "".join(parts)
 
 
-def write_html(report: Any, path: Any) -> Path:
+def write_html(report: CrossCheckData, path: str | os.PathLike) -> Path:
     """Write the self-contained HTML page for ``report`` to ``path`` (a file, or a folder for index.html).
 
     The page is rendered first and written atomically (a temporary file renamed into place), so
@@ -363,9 +362,9 @@ def write_html(report: Any, path: Any) -> Path:
     return _files.write_text(path, render_html(report))
 
 
-def render_html(report: Any) -> str:
+def render_html(report: CrossCheckData) -> str:
     """Return the self-contained HTML page for ``report`` (tables and embedded PNG plots)."""
-    plots = _plots_html(report)  # first: a missing matplotlib fails before anything is written
+    figures = _plots_html(report)  # first: a missing matplotlib fails before anything is written
     env = "".join(
         f"<tr><td class=text>{html.escape(k)}</td><td class=text>{html.escape(str(v))}</td></tr>"
         for k, v in environment().items()
@@ -375,7 +374,7 @@ def render_html(report: Any) -> str:
         f"<title>zgrad crosscheck report</title><style>{_CSS}</style></head><body>"
         "<h1>zgrad gradient cross-check</h1>"
         f"<h2>Summary</h2>{_summary_html(report)}"
-        f"<h2>Plots</h2>{plots}"
+        f"<h2>Plots</h2>{figures}"
         f"<h2>Rows</h2>{_rows_html(report)}"
         "<p>Columns: value (the strategy's derivative), reference, deviation = value - reference, error "
         "(the strategy's own error estimate; - where exact), zscore = |deviation| / error, tolerance (the "
@@ -384,3 +383,52 @@ def render_html(report: Any) -> str:
         f"<h2>Environment</h2><table>{env}</table></body></html>\n"
     )
     return page
+
+
+class CrossCheckReport(CrossCheckData):
+    """The outcome of :func:`~zgrad.checks.crosscheck`: its numbers, verdict, and renderings.
+
+    The numbers are those of :class:`~zgrad.checks.result.CrossCheckData` (``rows``,
+    ``params``, ``points``, ``strategies``, ``rtols``, ``reference_source``, ``hessian``,
+    ``notes``, ``errordef``, and the precision ``scans``); ``ok``, ``failures``,
+    ``inconclusive`` and :meth:`precision_scan` read them. ``str(report)`` is a terminal
+    table; :meth:`to_json` and :meth:`to_html` write the same content for machines and for
+    people (see :mod:`zgrad.checks.report` for the JSON schema). Rendering computes nothing:
+    the precision plots draw the scans ``crosscheck`` made.
+
+    Examples
+    --------
+    >>> import zgrad
+    >>> from zgrad.checks import crosscheck
+    >>> x = zgrad.Parameter("x", 2.0)
+    >>> report = crosscheck(lambda: x**3, [x], strategies=["autodiff"], reference=lambda v: [3 * v[0] ** 2])
+    >>> report.ok, len(report.rows), report.failures
+    (True, 1, ())
+    >>> report.rows[0].value, report.rows[0].reference
+    (12.0, 12.0)
+    >>> report.precision_scan("x").x.size
+    15
+    """
+
+    def summary(self) -> dict[str, Any]:
+        """Return counts, the largest relative deviation and z-score, cost and time per strategy."""
+        return summarize(self)
+
+    def __str__(self) -> str:
+        return format_table(self)
+
+    def __repr__(self) -> str:
+        return f"<CrossCheckReport ok={self.ok} rows={len(self.rows)} failures={len(self.failures)}>"
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """Return the report as a JSON document (schema :data:`zgrad.checks.report.SCHEMA_VERSION`)."""
+        return to_json(self, indent=indent)
+
+    def to_html(self, path: str | os.PathLike) -> Path:
+        """Write one self-contained HTML page (tables and embedded PNG plots); return its path.
+
+        ``path`` is the file to write, or an existing directory to write ``index.html`` into.
+        Rendering needs matplotlib and draws the precision scans ``crosscheck`` stored; a pickled
+        or copied report holds only its rows, so its page has no precision plots.
+        """
+        return write_html(self, path)

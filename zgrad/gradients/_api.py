@@ -11,6 +11,7 @@ from zgrad import _convert, _policy, _strategy_table
 from zgrad.errors import GradientError
 from zgrad.gradients.registry import check_strategy
 from zgrad.gradients.result import GradientResult, symmetrize
+from zgrad.typing import HessianStrategy
 
 __all__ = ["derivatives", "gradient", "hessian", "value_gradient"]
 
@@ -110,12 +111,12 @@ def derivatives(
         raise GradientError(f"The strategy {name!r} provides no gradient (provides_gradient is False).")
     method = strat.value_gradient
     if hessian:
-        method = getattr(strat, "hessian", None)
-        if method is None:
+        if not isinstance(strat, HessianStrategy):
             raise GradientError(
                 f"The strategy {name!r} provides no Hessian (it has no 'hessian' method); use "
                 "strategy='autodiff' or 'numerical' for Hessians."
             )
+        method = strat.hessian
     try:
         raw = method(func, params)
     except (AttributeError, TypeError, ValueError) as exc:

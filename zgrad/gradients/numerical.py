@@ -17,6 +17,7 @@ import tensorflow as tf
 from zgrad import _finite, _policy
 from zgrad.gradients.result import GradientResult
 from zgrad.params import Parameter
+from zgrad.typing import BatchedValues
 
 __all__ = ["NumericalStrategy"]
 
@@ -230,8 +231,8 @@ class _Point:
 
     @property
     def batched(self) -> bool:
-        """Whether ``func`` evaluates several points in one call (a loss's ``zgrad_values``)."""
-        return callable(getattr(self._func, "zgrad_values", None))
+        """Whether ``func`` evaluates several points in one call (:class:`~zgrad.typing.BatchedValues`)."""
+        return isinstance(self._func, BatchedValues)
 
     def evaluate_batch(self, points: np.ndarray) -> np.ndarray:
         """Values at each row of ``points`` in one call; the Parameters end where they started."""

@@ -8,8 +8,9 @@ A strategy is any object with
   ``(value, gradient)`` pair, where ``func`` is a zero-argument callable reading the Parameters;
 - optionally ``hessian(func, params)``: a GradientResult with ``hessian`` set, or the matrix.
 
-No base class is needed. The built-ins ``'autodiff'``, ``'numerical'`` and ``'minuit'`` are
-loaded on first use and cannot be unregistered.
+No base class is needed: :class:`zgrad.typing.GradientStrategy` and
+:class:`~zgrad.typing.HessianStrategy` name these members. The built-ins ``'autodiff'``,
+``'numerical'`` and ``'minuit'`` are loaded on first use and cannot be unregistered.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from zgrad import _policy, _strategy_table
+from zgrad.typing import GradientStrategy
 
 __all__ = ["available", "get", "register", "unregister", "check_strategy"]
 
@@ -28,6 +30,20 @@ def check_strategy(strategy: Any, name: str = "strategy") -> Any:
         raise TypeError(
             f"{name} = {strategy.__name__} is a class; register an instance, e.g. {strategy.__name__}()."
         )
+    # the protocol says which names a strategy has; their types it cannot see, so they are checked too
+    problems = _problems(strategy)
+    if isinstance(strategy, GradientStrategy) and not problems:
+        return strategy
+    # no problem named: the members exist only through __getattr__, which protocols do not see
+    missing = ", ".join(problems) or "real attributes 'is_autograd', 'provides_gradient', 'value_gradient'"
+    raise TypeError(
+        f"{name} = {strategy!r} ({type(strategy).__name__}) is not a gradient strategy: it lacks "
+        f"{missing}. See zgrad.gradients for the protocol."
+    )
+
+
+def _problems(strategy: Any) -> list[str]:
+    """Return what ``strategy`` lacks of :class:`~zgrad.typing.GradientStrategy`, each as a phrase."""
     problems = []
     for attr in ("is_autograd", "provides_gradient"):
         if not isinstance(getattr(strategy, attr, None), bool):
@@ -37,12 +53,7 @@ def check_strategy(strategy: Any, name: str = "strategy") -> Any:
     hessian = getattr(strategy, "hessian", None)
     if hessian is not None and not callable(hessian):
         problems.append("a callable 'hessian' (optional, but it must be a method if present)")
-    if problems:
-        raise TypeError(
-            f"{name} = {strategy!r} ({type(strategy).__name__}) is not a gradient strategy: it lacks "
-            f"{', '.join(problems)}. See zgrad.gradients for the protocol."
-        )
-    return strategy
+    return problems
 
 
 def register(name: str, strategy: Any, *, overwrite: bool = False) -> None:

@@ -18,11 +18,12 @@ import tensorflow as tf
 
 from zgrad import _convert, _policy
 from zgrad.gradients import _api
-from zgrad.gradients.autodiff import tape_hessian
 from zgrad.gradients.result import GradientResult
 from zgrad.losses import _kernel
+from zgrad.typing import BridgesNumpy
 from zgrad.z._function import function
 from zgrad.z._signature import AnyLength
+from zgrad.z._tape import tape_hessian, tape_value_gradient
 
 __all__ = ["BaseLoss", "GaussianConstraint", "SumLoss"]
 
@@ -151,6 +152,11 @@ def check_unique_names(params: Sequence[Any], where: str) -> list[Any]:
     return out
 
 
+def _bridges_numpy(obj: Any) -> bool:
+    """Tell whether a model or loss passes values through ``z.py_function`` (False if it does not say)."""
+    return isinstance(obj, BridgesNumpy) and bool(obj.uses_py_function)
+
+
 class BaseLoss:
     """Base class of zgrad's losses.
 
@@ -210,9 +216,9 @@ class BaseLoss:
     def uses_py_function(self) -> bool:
         """Whether the loss passes values through ``z.py_function`` (a model's, or a summed loss's)."""
         model = getattr(self, "_model", None)
-        if any(getattr(loss, "uses_py_function", False) for loss in getattr(self, "_losses", ())):
+        if any(_bridges_numpy(loss) for loss in getattr(self, "_losses", ())):
             return True
-        return bool(getattr(model, "uses_py_function", False))
+        return _bridges_numpy(model)
 
     # --- value --------------------------------------------------------------------------------
     # A loss on a model may delegate its graphs to a kernel shared by every loss of its kind on
@@ -340,7 +346,7 @@ class BaseLoss:
 
     @function(wraps="gradient")
     def _traced_value_gradient(self, params: tuple, identities: tuple) -> tuple:
-        return _kernel.tape_value_gradient(self._value_tensor, tuple(params), self)
+        return tape_value_gradient(self._value_tensor, tuple(params), self)
 
     @function(wraps="hessian")
     def _traced_hessian(self, params: tuple, identities: tuple) -> tuple:
@@ -354,7 +360,7 @@ class BaseLoss:
     @function(wraps="gradient")
     def _traced_value_gradient_at(self, params: tuple, identities: tuple, point: Any) -> tuple:
         _kernel.assign(params, point)
-        return _kernel.tape_value_gradient(self._value_tensor, tuple(params), self)
+        return tape_value_gradient(self._value_tensor, tuple(params), self)
 
     @function(wraps="hessian")
     def _traced_hessian_at(self, params: tuple, identities: tuple, point: Any) -> tuple:

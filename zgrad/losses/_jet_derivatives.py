@@ -32,6 +32,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from zgrad.typing import LogDensityJets, MixtureJets
+
 __all__ = ["supported", "value_gradient_hessian"]
 
 
@@ -44,10 +46,9 @@ def supported(model: Any, params: tuple) -> bool:
     if not params:
         return False
     components, single = _components(model)
-    if not single and not (hasattr(model, "_weight_slopes") and hasattr(model, "_mixture")):
+    if not single and not isinstance(model, MixtureJets):
         return False
-    jets = ("_log_shape_jet", "_log_normalization_jet")
-    if not all(hasattr(pdf, name) for pdf in components for name in jets):
+    if not all(isinstance(pdf, LogDensityJets) for pdf in components):
         return False
     in_model = {p.ref() for p in model.get_params(None)}
     return all(p.ref() in in_model for p in params)

@@ -26,9 +26,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from zgrad.gradients.autodiff import checked_gradients, tape_hessian
 from zgrad.losses import _jet_derivatives
 from zgrad.z._function import function
+from zgrad.z._tape import checked_gradients, tape_hessian, tape_value_gradient
 
 __all__ = ["BinnedKernel", "Chi2Kernel", "Events", "Kernel", "UnbinnedKernel", "kernel_for"]
 
@@ -325,14 +325,6 @@ class Chi2Kernel(Kernel):
 
 def _dtype_of(data: tuple) -> tf.DType:
     return data[0].dtype
-
-
-def tape_value_gradient(fn: Callable[[], tf.Tensor], params: tuple, owner: Any) -> tuple:
-    """Return ``fn()`` and its gradient w.r.t. ``params`` by one tape; ``owner`` names it in errors."""
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(params)
-        value = fn()
-    return value, checked_gradients(tape.gradient(value, list(params)), params, owner)
 
 
 def assign(params: tuple, point: tf.Tensor) -> None:

@@ -1,4 +1,8 @@
-"""A loss as a minimizer sees it: NumPy ``fcn``/``grad``/``hess`` with counts; the gradient choice."""
+"""A loss as a minimizer sees it (NumPy ``fcn``/``grad``/``hess`` with counts), and what its Hessian says.
+
+Also the one reader of a Parameter's limits and step size (:func:`bounds`, :func:`limits`,
+:func:`step_size`) and the one way the adapters take a Hessian from a strategy (:func:`hessian_at`).
+"""
 
 from __future__ import annotations
 
@@ -8,59 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from zgrad import _finite, _policy, _strategy_table
-from zgrad.errors import GradientError
+from zgrad import _strategy_table
 from zgrad.gradients import _api
-from zgrad.gradients.result import symmetrize
+from zgrad.gradients.result import GradientResult, symmetrize
+from zgrad.typing import CompiledAtPoint, CountsEvents, EvaluatesAtPoint
 
 #: Up to this many events, a value call of an unbinned NLL with an autodiff gradient computes the
 #: gradient too: MIGRAD asks for the gradient at the point of its last value call, and at this size
 #: a graph call costs mostly its fixed overhead (2000 events: value 0.26 ms, value and gradient
 #: 0.30 ms), so one fused call replaces two. Above it the gradient's own cost dominates.
 FUSED_EVENTS = 2**15
-
-#: Relative deviation above which the directional check reports a gradient mismatch.
-GRADIENT_CHECK_RTOL = 1e-3
-
-
-def validate_gradient_option(gradient: Any) -> Any:
-    """Check the adapters' ``gradient=`` option when the adapter is constructed."""
-    if gradient is None or isinstance(gradient, bool):
-        return gradient
-    if isinstance(gradient, str):
-        if not _strategy_table.is_registered(gradient):
-            raise ValueError(
-                f"gradient={gradient!r} is not a registered strategy; allowed: None (ask the policy), True "
-                f"(require zgrad's gradient), False (the minimizer's own), or one of "
-                f"{list(_strategy_table.names())}."
-            )
-        return gradient
-    raise ValueError(
-        f"gradient={gradient!r} ({type(gradient).__name__}) is not allowed; allowed: None, True, False, or a "
-        f"strategy name from {list(_strategy_table.names())}."
-    )
-
-
-def choose_strategy(gradient: Any) -> tuple[str | None, Any]:
-    """Return ``(name, strategy)`` providing the gradient, or ``(None, None)`` for the minimizer's own.
-
-    Called at ``minimize()`` time, so ``gradient=None`` follows the policy in force then.
-    """
-    if gradient is False:
-        return None, None
-    name = _policy.effective().strategy_name if gradient in (None, True) else gradient
-    strategy = _strategy_table.lookup(name)
-    if not strategy.provides_gradient:
-        if gradient is True:
-            raise GradientError(
-                f"gradient=True requires a gradient from zgrad, but the active strategy {name!r} "
-                "provides none; "
-                "select one with zgrad.run.set_mode(autograd=...) or pass gradient='autodiff'."
-            )
-        return None, None
-    if hasattr(strategy, "with_budget"):  # numerical: the cheap budget inside the minimizer's loop
-        strategy = strategy.with_budget("fast")
-    return name, strategy
 
 
 class Objective:
@@ -89,14 +50,13 @@ class Objective:
         self._last: tuple[np.ndarray, float, np.ndarray | None, np.ndarray | None] | None = None
         #: the first point where the loss was NaN or inf, by parameter name: explains a failed fit
         self.first_nonfinite: dict[str, float] | None = None
-        at = getattr(loss, "zgrad_at", None)
-        self._at = at if callable(at) else None
+        self._at = loss.zgrad_at if isinstance(loss, EvaluatesAtPoint) else None
         self._param_tuple = tuple(self.params)
         self._identities = tuple(p.ref() for p in self.params)
         self._at_functions: dict[int, Any] = {}
         self._fast_grad = self._at is not None and _is_builtin_autodiff(strategy)
         self._fast_hess = self._at is not None and _is_builtin_autodiff(hessian_strategy)
-        events = getattr(loss, "n_events", None)
+        events = loss.n_events if isinstance(loss, CountsEvents) else None
         self._fuse = self._fast_grad and isinstance(events, int) and events <= FUSED_EVENTS
 
     def _evaluate(self, x: np.ndarray, order: int) -> Any:
@@ -104,8 +64,9 @@ class Objective:
         # trace happens inside the minimizer, where it is reported), then called directly
         function = self._at_functions.get(order)
         if function is None:
-            prepare = getattr(self.loss, "zgrad_at_function", None)
-            prepared = prepare(self._param_tuple, self._identities, order) if callable(prepare) else None
+            prepared = None
+            if isinstance(self.loss, CompiledAtPoint):
+                prepared = self.loss.zgrad_at_function(self._param_tuple, self._identities, order)
             function = prepared or (lambda point: self._at(self._param_tuple, self._identities, point, order))
             self._at_functions[order] = function
         return function(x)
@@ -115,10 +76,10 @@ class Objective:
             self.first_nonfinite = {p.name: float(v) for p, v in zip(self.params, x, strict=True)}
         return value
 
-    def _set(self, x: np.ndarray) -> None:
-        # for the paths that evaluate through a strategy (the loss's own graphs assign inside the
-        # graph instead): one eager assign per Parameter, 110 us for 5, was measured cheaper than a
-        # separate graph call assigning them (265 us)
+    def set_point(self, x: np.ndarray) -> None:
+        """Assign ``x`` to the Parameters (for the paths that evaluate through a strategy)."""
+        # the loss's own graphs assign inside the graph instead; one eager assign per Parameter,
+        # 110 us for 5, was measured cheaper than a separate graph call assigning them (265 us)
         for p, v in zip(self.params, x, strict=True):
             p.assign(v)
 
@@ -142,7 +103,7 @@ class Objective:
             return float(value)
         if self._at is not None:
             return self._note(x, float(self._evaluate(x, 0)))
-        self._set(x)
+        self.set_point(x)
         return self._note(x, float(self.loss.value()))
 
     def grad(self, x: Any) -> np.ndarray:
@@ -155,7 +116,7 @@ class Objective:
         if self._fast_grad:
             value, gradient = _to_numpy(self._evaluate(x, 1))
         else:
-            self._set(x)
+            self.set_point(x)
             result = _api.derivatives(self.loss, self.params, strategy=self.strategy)
             value, gradient = result.value, np.asarray(result.gradient, dtype=float)
         self._last = (x.copy(), self._note(x, float(value)), gradient, None)
@@ -172,8 +133,8 @@ class Objective:
             value, gradient, hessian = _to_numpy(self._evaluate(x, 2))
             hessian = symmetrize(hessian)
         else:
-            self._set(x)
-            result = _api.derivatives(self.loss, self.params, strategy=self.hessian_strategy, hessian=True)
+            self.set_point(x)
+            result = hessian_at(self.loss, self.params, self.hessian_strategy)
             value, gradient, hessian = result.value, result.gradient, result.hessian
         hessian = np.asarray(hessian, dtype=float)
         self._last = (x.copy(), self._note(x, float(value)), np.asarray(gradient, dtype=float), hessian)
@@ -196,97 +157,6 @@ def _is_builtin_autodiff(strategy: Any) -> bool:
 
 def _to_numpy(tensors: tuple) -> tuple:
     return tuple(np.asarray(t.numpy(), dtype=float) for t in tensors)
-
-
-def common_problems(check: dict | None, grad_name: str | None) -> list[str]:
-    """Problems every adapter reports and that make a fit invalid: a gradient that failed its check."""
-    if check is not None and "error" in check:
-        return [f"the check of strategy {grad_name!r}'s gradient raised {check['error']}"]
-    if check is not None and not check["ok"]:
-        checks = check["checks"]
-        return [f"the gradient of strategy {grad_name!r} disagrees with finite differences: {checks}"]
-    return []
-
-
-def guarded_check(objective: Objective, grad_name: str | None, x0: np.ndarray) -> dict | None:
-    """Run :func:`directional_check` where :func:`needs_check` says so, inside the adapters' guard.
-
-    An exception from the loss or the strategy does not escape: it comes back as a failed
-    check, ``{'ok': False, 'checks': [], 'error': 'TypeName: message'}``, which makes the fit
-    invalid with that message (the Parameters are back at ``x0``).
-    """
-    if not needs_check(grad_name, objective.loss):
-        return None
-    try:
-        return directional_check(objective, x0)
-    except Exception as error:  # reported in the fit's result, as every failure inside a fit is
-        return {"ok": False, "checks": [], "error": f"{type(error).__name__}: {error}"}
-
-
-def limit_note(limited: Sequence[str]) -> list[str]:
-    """Name the Parameters at a limit in a message; this does not make a fit invalid."""
-    return [f"parameters at a limit: {list(limited)} (errors there are unreliable)"] if limited else []
-
-
-def needs_check(grad_name: str | None, loss: Any) -> bool:
-    """Whether a gradient must pass the directional check before the minimizer trusts it.
-
-    User-registered strategies are not validated by zgrad, and automatic differentiation
-    through ``z.py_function`` relies on the bridge's (numerical or user) derivatives.
-    """
-    if grad_name is None:
-        return False
-    return not _strategy_table.is_builtin(grad_name) or bool(getattr(loss, "uses_py_function", False))
-
-
-def directional_check(objective: Objective, x0: np.ndarray) -> dict:
-    """Compare the gradient along two directions with the finite-difference engine at ``x0``.
-
-    Each direction has components of the Parameters' step sizes with fixed signs, so one
-    derivative checks every component at once (two sign patterns keep a bias in one component
-    from being cancelled by another). The derivative along it is :func:`zgrad._finite.directional`
-    (extrapolated, limit-aware, with an error estimate); that error estimate is the allowance
-    for the difference's own error (shapes only continuous in their first derivative, like
-    splines, have large ones). Deviations are measured against ``sum_i |g_i d_i|``, which does
-    not cancel the way ``g . d`` can.
-    """
-    params = objective.params
-    steps = np.array(
-        [getattr(p, "step_size", 1e-2 * max(abs(v), 1.0)) for p, v in zip(params, x0, strict=True)]
-    )
-    lower = [_finite_bound(getattr(p, "lower", None), -math.inf) for p in params]
-    upper = [_finite_bound(getattr(p, "upper", None), math.inf) for p in params]
-
-    def value(x: np.ndarray) -> float:
-        objective._set(x)
-        return float(objective.loss.value())
-
-    report: dict = {"ok": True, "checks": []}
-    try:
-        g = np.asarray(_api.derivatives(objective.loss, params, strategy=objective.strategy).gradient)
-        for signs in (np.resize([1.0, -1.0], x0.size), np.resize([1.0, 1.0, -1.0], x0.size)):
-            d = signs * steps
-            along = _finite.directional(value, x0, d, lower, upper)
-            fd, error = float(along.estimate[0]), float(along.error[0])
-            analytic = float(g @ d)
-            scale = max(float(np.abs(g * d).sum()), abs(fd), 1e-300)
-            ok = abs(analytic - fd) <= max(GRADIENT_CHECK_RTOL * scale, error)
-            report["checks"].append(
-                {
-                    "directional": analytic,
-                    "finite_difference": fd,
-                    "deviation": abs(analytic - fd) / scale,
-                    "ok": ok,
-                }
-            )
-            report["ok"] = report["ok"] and ok
-    finally:
-        objective._set(x0)
-    return report
-
-
-def _finite_bound(bound: float | None, default: float) -> float:
-    return default if bound is None else float(bound)
 
 
 def covariance_and_edm(
@@ -402,7 +272,7 @@ def at_limit(
         tolerance = 1e-10 * max(abs(v), 1.0)
         if errors is not None and np.isfinite(errors[i]):
             tolerance = max(tolerance, 0.1 * errors[i])
-        if any(bound is not None and abs(v - bound) <= tolerance for bound in _bounds(p)):
+        if any(bound is not None and abs(v - bound) <= tolerance for bound in bounds(p)):
             out.append(p.name)
     return out
 
@@ -426,12 +296,56 @@ def held_at_limit(
     for i, (p, v, g, h) in enumerate(zip(params, values, gradient, curvature, strict=True)):
         if p.name not in limited or g == 0:
             continue
-        lower, upper = _bounds(p)
+        lower, upper = bounds(p)
         near_upper = lower is None or (upper is not None and abs(upper - v) < abs(v - lower))
         target = v - g / h if h > 0 else (math.inf if g < 0 else -math.inf)
         held[i] = bool(target > upper) if near_upper else bool(target < lower)
     return held
 
 
-def _bounds(param: Any) -> tuple[float | None, float | None]:
+def bounds(param: Any) -> tuple[float | None, float | None]:
+    """Return a Parameter's ``(lower, upper)`` limits, None where it has none.
+
+    The one place that reads them: a Parameter of another library without ``lower`` or
+    ``upper`` counts as unlimited there.
+
+    Examples
+    --------
+    >>> import zgrad
+    >>> from zgrad.minimize._objective import bounds, limits
+    >>> p = zgrad.Parameter("p", 1.0, lower=0.0)
+    >>> bounds(p), limits(p)
+    ((0.0, None), (0.0, inf))
+    """
     return getattr(param, "lower", None), getattr(param, "upper", None)
+
+
+def limits(param: Any) -> tuple[float, float]:
+    """Return :func:`bounds` as floats, ``-inf`` and ``inf`` where there is no limit (iminuit's form)."""
+    lower, upper = bounds(param)
+    return (-math.inf if lower is None else float(lower), math.inf if upper is None else float(upper))
+
+
+def step_size(param: Any, value: float) -> float:
+    """Return a Parameter's ``step_size``; one of a hundredth of ``max(|value|, 1)`` where it has none."""
+    return getattr(param, "step_size", 1e-2 * max(abs(value), 1.0))
+
+
+def hessian_at(loss: Any, params: Sequence[Any], strategy: Any) -> GradientResult:
+    """Return value, gradient and Hessian of ``loss`` at the Parameters' values, from ``strategy``.
+
+    Every Hessian the adapters take from a strategy comes through here, so through the
+    normalisation of :func:`zgrad.derivatives`: a user strategy may return a
+    :class:`~zgrad.gradients.GradientResult` or the bare matrix (value and gradient then come
+    from its ``value_gradient``); either way the result holds NumPy arrays and an exactly
+    symmetric Hessian.
+
+    Examples
+    --------
+    >>> import zgrad
+    >>> from zgrad.minimize._objective import hessian_at
+    >>> x = zgrad.Parameter("x", 2.0)
+    >>> hessian_at(lambda: x**3, [x], "autodiff").hessian.tolist()
+    [[12.0]]
+    """
+    return _api.derivatives(loss, params, strategy=strategy, hessian=True)

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from typing import Any
 
 import numpy as np
 
-from zgrad import _strategy_table
-from zgrad.gradients._api import check_params
-from zgrad.minimize import _limits, _objective
+from zgrad.minimize import _gradient_choice, _limits, _objective
+from zgrad.minimize._adapter import Adapter, Outcome, Run
 from zgrad.minimize.result import FitResult, ParamMap
+from zgrad.typing import HessianStrategy
 
 __all__ = ["Minuit"]
 
 
-class Minuit:
+class Minuit(Adapter):
     """Minimize a zgrad loss with iminuit's MIGRAD, then compute errors with HESSE.
 
     Parameters
@@ -49,7 +48,7 @@ class Minuit:
     """
 
     def __init__(self, gradient: Any = None, strategy: int = 1, tol: float | None = None) -> None:
-        self.gradient = _objective.validate_gradient_option(gradient)
+        self.gradient = _gradient_choice.validate_gradient_option(gradient)
         if isinstance(strategy, str):
             raise TypeError(
                 f"strategy={strategy!r}: Minuit's strategy is 0, 1 or 2 (speed versus robustness). To choose "
@@ -62,119 +61,116 @@ class Minuit:
         self.strategy = int(strategy)
         self.tol = tol
 
-    def minimize(self, loss: Any, params: Any = None) -> FitResult:
-        """Minimize ``loss`` over its floating Parameters (or ``params``) and return a :class:`FitResult`.
+    @property
+    def _label(self) -> str:
+        return "minuit"
 
-        After the fit the Parameters hold the best-fit values. Failures inside the
-        minimizer or the loss (NaN, no convergence, a covariance or exact Hessian that is not
-        positive definite, an error raised by the loss) give ``valid=False`` with a message
-        saying what happened; parameters at a limit are named in ``at_limit`` and the message
-        but leave the fit valid.
-        """
-        import iminuit  # 0.2 s to import: only when a fit is run
+    def _hessian_strategy(self, grad_name: str | None, grad_strategy: Any) -> tuple[str, Any]:
+        """Take the strategy's Hessian where it is exact (autodiff); else none, and HESSE computes one."""
+        if grad_name is not None and grad_strategy.is_autograd and isinstance(grad_strategy, HessianStrategy):
+            return grad_name, grad_strategy
+        return "minuit", None
 
-        params = list(check_params(params)) if params is not None else loss.params
-        if not params:
-            raise ValueError("The loss has no floating Parameters to minimize.")
-        grad_name, grad_strategy = _objective.choose_strategy(self.gradient)
-        hess_name, hess_strategy = _exact_hessian(grad_name, grad_strategy)
-        objective = _objective.Objective(loss, params, grad_strategy, hess_strategy)
-        x0 = np.array([float(p.numpy()) for p in params])
-        check = _objective.guarded_check(objective, grad_name, x0)
-
-        limits = [(_bound(p, "lower", -math.inf), _bound(p, "upper", math.inf)) for p in params]
-        start = time.perf_counter()
-        minuit = _build(iminuit, objective, x0, limits, [p.name for p in params], grad_strategy is not None)
-        minuit.errordef = loss.errordef
-        minuit.strategy = self.strategy
-        if self.tol is not None:
-            minuit.tol = self.tol
-        problem = ""
+    def _minimize(self, objective: _objective.Objective, x0: np.ndarray) -> Run:
+        minuit = build_minuit(objective, x0, strategy=self.strategy, tol=self.tol)
+        problems = []
         try:
             minuit.migrad()
             minuit.hesse()
         except Exception as error:  # reported in the result, as promised: the fit failed, the caller decides
-            problem = f"the minimization raised {type(error).__name__}: {error}"
-        wall = time.perf_counter() - start
-        return self._result(loss, params, minuit, objective, problem, wall, grad_name, hess_name, check)
+            problems.append(f"the minimization raised {type(error).__name__}: {error}")
+        return Run(np.array(minuit.values, dtype=float), problems, minuit)
 
-    def _result(
-        self,
-        loss: Any,
-        params: list,
-        minuit: Any,
-        objective: Any,
-        problem: str,
-        wall: float,
-        grad_name: str | None,
-        hess_name: str | None,
-        check: dict | None,
-    ) -> FitResult:
-        values = np.array(minuit.values, dtype=float)
+    def _assess(self, objective: _objective.Objective, run: Run) -> Outcome:
+        minuit, values, params = run.state, run.x, objective.params
         errors = np.array(minuit.errors, dtype=float)
-        for p, v in zip(params, values, strict=True):
-            p.assign(v)
-        fmin, nhess = minuit.fmin, objective.nhess
-        problems = [problem] if problem else []
+        fmin, nhess = minuit.fmin, objective.nhess  # nhess: the fit's, before the check at the minimum
+        problems = list(run.problems)
         fval = float(fmin.fval) if fmin is not None else math.nan
         edm = float(fmin.edm) if fmin is not None else math.nan
         if fmin is not None and not math.isfinite(fval):
             problems.append("the loss is not finite at the minimum (NaN or inf)")
         limited = _objective.at_limit(params, values, errors)
         if fmin is not None:
-            verdict, edm = _verdict(
-                minuit, objective, loss, values, limited, hess_name is not None, bool(problem)
-            )
-            problems += verdict
-        problems += _objective.common_problems(check, grad_name)
-        if problems and objective.first_nonfinite is not None:  # the likely cause of the failure: first
-            problems.insert(0, nonfinite_note(objective.first_nonfinite))
+            problems += _verdict(minuit, objective, values, limited, failed=bool(run.problems))
         covariance = None
         if minuit.covariance is not None and fmin is not None and fmin.has_covariance:
             covariance = np.array(minuit.covariance, dtype=float)
-        return FitResult(
-            params=params,
-            values=ParamMap(dict(zip(minuit.parameters, values.tolist(), strict=True))),
-            errors=ParamMap(dict(zip(minuit.parameters, errors.tolist(), strict=True))),
+        return Outcome(
+            errors=errors,
             covariance=covariance,
             fmin=fval,
             edm=edm,
-            valid=not problems,
-            message="; ".join(problems + _objective.limit_note(limited)),
+            problems=problems,
+            at_limit=limited,
+            info={"minuit": minuit},
+            minuit=minuit,
             nfcn=int(minuit.nfcn),
             ngrad=int(minuit.ngrad),
-            wall_time=wall,
-            gradient_strategy=grad_name,
-            hessian_strategy=hess_name if hess_name is not None else "minuit",
-            minimizer="minuit",
-            loss=loss,
-            gradient_check=check,
-            info={"minuit": minuit, "nhess": nhess},
-            at_limit=limited,
+            nhess=nhess,
         )
 
+    def minos(self, result: FitResult, *params: Any, cl: float | None = None) -> ParamMap:
+        """Return asymmetric ``(lower, upper)`` errors of ``result`` from iminuit's MINOS.
 
-def nonfinite_note(point: dict[str, float]) -> str:
-    """Return the message part of a failed fit that met a NaN or inf loss at ``point`` (name -> value).
+        What :meth:`FitResult.minos` calls, with the same arguments and errors raised. MINOS
+        continues with the Minuit that ran the fit (``result.minuit``); a result without one (a
+        copy, or another minimizer's result) gets a new Minuit at its best fit, with Minuit's own
+        gradient, MIGRAD and HESSE first. The Parameters are left at the best fit.
 
-    Examples
-    --------
-    >>> from zgrad.minimize.minuit import nonfinite_note
-    >>> nonfinite_note({"x": 1.5})
-    'the loss was not finite (NaN or inf) at x=1.5, first met during the minimization'
+        Parameters
+        ----------
+        result : FitResult
+            A fit's result that holds its loss.
+        *params : str, Parameter, or a list or tuple of them
+            Which parameters (all floating ones if none are given).
+        cl : float, optional
+            Confidence level or number of sigmas, as iminuit takes it (default 1 sigma).
+
+        Returns
+        -------
+        ParamMap
+            ``(lower, upper)`` by parameter name, lower negative.
+
+        Examples
+        --------
+        >>> import zgrad
+        >>> x = zgrad.Parameter("x", 1.0)
+        >>> loss = zgrad.losses.SimpleLoss(lambda: (x - 3.0) ** 2, [x], errordef=1.0)
+        >>> minuit = zgrad.minimize.Minuit()
+        >>> result = minuit.minimize(loss)
+        >>> lower, upper = minuit.minos(result, "x")["x"]
+        >>> round(lower, 6), round(upper, 6)
+        (-1.0, 1.0)
+        """
+        if result.loss is None:
+            raise ValueError("This FitResult does not hold its loss, so MINOS cannot scan it.")
+        names = [p.name for p in result.params]
+        flat = [q for p in params for q in (p if isinstance(p, (list, tuple)) else [p])]
+        wanted = [ParamMap.name_of(w) for w in flat] or names
+        unknown = [w for w in wanted if w not in names]
+        if unknown:
+            raise ValueError(f"minos: unknown parameters {unknown}; the fit's parameters are {names}.")
+        minuit = result.minuit if result.minuit is not None else _restart(result)
+        try:
+            minuit.minos(*wanted, cl=cl)
+        finally:
+            for p, name in zip(result.params, names, strict=True):
+                p.assign(result.values[name])
+        return ParamMap({n: (float(minuit.merrors[n].lower), float(minuit.merrors[n].upper)) for n in wanted})
+
+
+def build_minuit(objective: _objective.Objective, x0: np.ndarray, *, strategy: int, tol: float | None) -> Any:
+    """Return the ``iminuit.Minuit`` of ``objective`` at ``x0``: the one place that builds one.
+
+    Names, limits and ``errordef`` come from the objective's Parameters and loss; its
+    gradient goes with it where it has a strategy, its Hessian (and G2) where it has a Hessian
+    strategy. Used for the fit and for MINOS around a result whose Minuit is gone.
     """
-    where = ", ".join(f"{name}={value!r}" for name, value in point.items())
-    return f"the loss was not finite (NaN or inf) at {where}, first met during the minimization"
+    import iminuit  # 0.2 s to import: only when a fit is run
 
-
-def _bound(param: Any, which: str, default: float) -> float:
-    value = getattr(param, which, None)
-    return default if value is None else value
-
-
-def _build(iminuit: Any, objective: Any, x0: np.ndarray, limits: list, names: list, gradient: bool) -> Any:
-    """Return the ``iminuit.Minuit`` of ``objective``, with its gradient and exact Hessian if it has them."""
     hess, g2 = None, None
+    limits = [_objective.limits(p) for p in objective.params]
     if objective.hessian_strategy is not None:
         # Minuit2 as bundled in iminuit <= 2.33 takes a user Hessian and G2 into its internal coordinates
         # without the curvature a limit adds (ROOT issue 22692): a parameter held at a limit keeps an EDM
@@ -183,44 +179,50 @@ def _build(iminuit: Any, objective: Any, x0: np.ndarray, limits: list, names: li
         # ROOT PR 22700. Remove _limits once zgrad requires an iminuit bundling that fix.
         lower, upper = zip(*limits, strict=True)
         hess, g2 = _limits.compensate(objective.hess, objective.g2, objective.gradient_at, lower, upper)
+    grad = objective.grad if objective.strategy is not None else None
     with warnings.catch_warnings():
         # Minuit2 calls the user's G2 whenever it can compute a Hessian, e.g. after finding a
         # negative second derivative; iminuit 2.33 then calls g2=None and raises TypeError. So g2
         # goes with the Hessian, although iminuit warns that it is unused.
         warnings.filterwarnings("ignore", "hessian overrides g2", iminuit.util.IMinuitWarning)
         minuit = iminuit.Minuit(
-            objective.fcn, x0, grad=objective.grad if gradient else None, g2=g2, hessian=hess, name=names
+            objective.fcn, x0, grad=grad, g2=g2, hessian=hess, name=[p.name for p in objective.params]
         )
     minuit.limits = limits
+    minuit.errordef = objective.loss.errordef
+    minuit.strategy = strategy
+    if tol is not None:
+        minuit.tol = tol
     return minuit
 
 
-def _exact_hessian(name: str | None, strategy: Any) -> tuple[str | None, Any]:
-    """Pick the strategy's Hessian when it is exact (autodiff); else None, and HESSE computes one."""
-    if strategy is not None and strategy.is_autograd and callable(getattr(strategy, "hessian", None)):
-        return name, strategy
-    return None, None
+def _restart(result: FitResult) -> Any:
+    """Start a new Minuit at ``result``'s best fit, with Minuit's own gradient; run MIGRAD and HESSE."""
+    objective = _objective.Objective(result.loss, result.params, None, None)
+    minuit = build_minuit(
+        objective, np.array([result.values[p.name] for p in result.params]), strategy=1, tol=None
+    )
+    minuit.migrad()
+    minuit.hesse()
+    return minuit
 
 
-def _verdict(
-    minuit: Any, objective: Any, loss: Any, values: np.ndarray, limited: list, exact: bool, failed: bool
-) -> tuple[list[str], float]:
-    """Return the problems that make the fit invalid, and the EDM.
+def _verdict(minuit: Any, objective: Any, values: np.ndarray, limited: list, *, failed: bool) -> list[str]:
+    """Return the problems that make the fit invalid.
 
     Valid means: MIGRAD converged (Minuit's own verdict: EDM below the tolerance, no call
     limit) and the covariance is positive definite, neither failed nor forced by HESSE. With an
     exact Hessian from zgrad, the Hessian at the minimum must itself be positive definite (iminuit
     may force a singular one positive definite and call the fit valid).
     """
-    fmin, edm = minuit.fmin, float(minuit.fmin.edm)
+    fmin, exact = minuit.fmin, objective.hessian_strategy is not None
     converged, problems = bool(fmin.is_valid), []
-    params = objective.params
     if exact and not failed:
         problems = _exact_check(minuit, objective, values, limited)
     problems = _describe_invalid(fmin, converged) + problems
     if not exact and not failed and _covariance_flags(fmin):
-        problems += _name_unconstrained(loss, params, values, limited)
-    return problems, edm
+        problems += _name_unconstrained(objective.loss, objective.params, values, limited)
+    return problems
 
 
 def _exact_check(minuit: Any, objective: Any, values: np.ndarray, limited: list) -> list[str]:
@@ -239,7 +241,7 @@ def _exact_check(minuit: Any, objective: Any, values: np.ndarray, limited: list)
 def _name_unconstrained(loss: Any, params: list, values: np.ndarray, limited: list) -> list[str]:
     """Name the parameters a failed or forced covariance leaves free, from a numerical Hessian."""
     try:
-        result = _strategy_table.lookup("numerical").hessian(loss, params)
+        result = _objective.hessian_at(loss, params, "numerical")
     except Exception as error:  # only the names are missing: the fit is invalid anyway
         return [f"the parameters not constrained could not be named: {type(error).__name__}: {error}"]
     hessian = np.asarray(result.hessian, dtype=float)

@@ -1,14 +1,23 @@
-"""``FitResult``: what a minimizer adapter returns."""
+"""``FitResult``: what a minimizer adapter returns, as data.
+
+A result imports no minimizer: it keeps the adapter that made it (an
+:class:`~zgrad.typing.ErrorAnalysis`, a small object of options) and hands ``minos`` and
+``hesse`` to it, as iminuit keeps ``FMin`` and ``MError`` apart from ``Minuit``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from zgrad._values import set_values
+from zgrad.typing import ErrorAnalysis
+
+if TYPE_CHECKING:
+    import iminuit
 
 __all__ = ["FitResult", "ParamMap"]
 
@@ -27,8 +36,20 @@ class ParamMap(Mapping):
     def __init__(self, data: Mapping[str, Any]) -> None:
         self._data = dict(data)
 
+    @staticmethod
+    def name_of(key: Any) -> Any:
+        """Return the name a key stands for: a string itself, a Parameter its ``name``.
+
+        Examples
+        --------
+        >>> import zgrad
+        >>> ParamMap.name_of(zgrad.Parameter("mu", 0.2)), ParamMap.name_of("mu")
+        ('mu', 'mu')
+        """
+        return key if isinstance(key, str) else getattr(key, "name", key)
+
     def __getitem__(self, key: Any) -> Any:
-        name = key if isinstance(key, str) else getattr(key, "name", key)
+        name = self.name_of(key)
         try:
             return self._data[name]
         except KeyError:
@@ -80,12 +101,18 @@ class FitResult:
     at_limit : list of str
         Names of the Parameters whose best-fit value lies at a limit or within a tenth of its
         error of one (their errors are unreliable). Also named in ``message``; not part of ``valid``.
+    adapter : ErrorAnalysis or None
+        The minimizer adapter that made the result (its options only); :meth:`minos` and
+        :meth:`hesse` are its methods, applied to this result.
+    minuit : iminuit.Minuit or None
+        The Minuit that ran the fit (also ``info['minuit']``), where MINOS continues; None for
+        other minimizers and for a copy.
 
     Notes
     -----
     A FitResult pickles and deep-copies together with its loss and Parameters, except the live
-    ``iminuit.Minuit`` in ``info['minuit']`` (it holds the fitting objective's bound methods):
-    the copy leaves it out, and its :meth:`minos` starts a new Minuit at the best fit instead.
+    ``iminuit.Minuit`` (it holds the fitting objective's bound methods): the copy leaves it out,
+    and its :meth:`minos` starts a new Minuit at the best fit instead.
     """
 
     params: list
@@ -106,6 +133,8 @@ class FitResult:
     gradient_check: dict | None = None
     info: dict = field(default_factory=dict, repr=False)
     at_limit: list = field(default_factory=list)
+    adapter: ErrorAnalysis | None = field(default=None, repr=False, compare=False)
+    minuit: iminuit.Minuit | None = field(default=None, repr=False, compare=False)
 
     def minos(self, *params: Any, cl: float | None = None) -> ParamMap:
         """Return asymmetric ``(lower, upper)`` errors from a profile-likelihood scan (iminuit's MINOS).
@@ -126,12 +155,13 @@ class FitResult:
         Raises
         ------
         ValueError
-            If a name is not one of the fit's parameters, or the result holds no loss.
-        """
-        from zgrad.minimize._minos import run_minos  # iminuit is imported only when MINOS is asked for
+            If a name is not one of the fit's parameters, or the result holds no loss or no adapter.
 
-        flat = [q for p in params for q in (p if isinstance(p, (list, tuple)) else [p])]
-        return run_minos(self, tuple(flat), cl)
+        See Also
+        --------
+        zgrad.minimize.Minuit.minos : what this calls, with the adapter that made the result.
+        """
+        return self._error_analysis("minos").minos(self, *params, cl=cl)
 
     def hesse(self, *, strategy: Any = None) -> ParamMap:
         """Recompute the symmetric errors at the best fit from a Hessian, as ``2 errordef H^-1``.
@@ -155,14 +185,24 @@ class FitResult:
         Raises
         ------
         ValueError
-            If the result holds no loss, or the Hessian at the best fit is not positive
-            definite (the message names the parameters it leaves free).
+            If the result holds no loss or no adapter, or the Hessian at the best fit is not
+            positive definite (the message names the parameters it leaves free).
         zgrad.errors.GradientError
             If the strategy provides no Hessian.
-        """
-        from zgrad.minimize._minos import run_hesse  # as minos: the error computations live apart
 
-        return run_hesse(self, strategy)
+        See Also
+        --------
+        zgrad.minimize.Minuit.hesse : what this calls, with the adapter that made the result.
+        """
+        return self._error_analysis("hesse").hesse(self, strategy=strategy)
+
+    def _error_analysis(self, method: str) -> ErrorAnalysis:
+        if not isinstance(self.adapter, ErrorAnalysis):
+            raise ValueError(
+                f"{method}: this FitResult holds no minimizer adapter to compute errors with (adapter="
+                f"{self.adapter!r}); results of zgrad.minimize.Minuit and Scipy hold the one that made them."
+            )
+        return self.adapter
 
     def update_params(self) -> FitResult:
         """Set the fit's Parameters to the best-fit ``values`` and return this result.
@@ -183,6 +223,7 @@ class FitResult:
         # the live Minuit holds bound methods of the fitting objective: leave it out
         state = dict(self.__dict__)
         state["info"] = {key: value for key, value in self.info.items() if key != "minuit"}
+        state["minuit"] = None
         return state
 
     def __str__(self) -> str:
@@ -196,8 +237,3 @@ class FitResult:
         if self.message:
             lines.append(f"  message: {self.message}")
         return "\n".join(lines)
-
-
-def names_of(params: Sequence[Any]) -> list[str]:
-    """Names of the Parameters, in order."""
-    return [p.name for p in params]

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
 
 from zgrad import _strategy_table
-from zgrad.gradients._api import check_params
-from zgrad.minimize import _objective
-from zgrad.minimize.minuit import nonfinite_note
+from zgrad.minimize import _gradient_choice, _objective
+from zgrad.minimize._adapter import Adapter, Outcome, Run
+from zgrad.minimize.minuit import Minuit
 from zgrad.minimize.result import FitResult, ParamMap
+from zgrad.typing import HessianStrategy
 
 __all__ = ["Scipy"]
 
@@ -21,7 +21,7 @@ _METHODS = ("L-BFGS-B", "BFGS", "trust-constr")
 _EDM_FACTOR = 0.002
 
 
-class Scipy:
+class Scipy(Adapter):
     """Minimize a zgrad loss with :func:`scipy.optimize.minimize`, then compute errors from a Hessian.
 
     scipy's ``success`` flag is not trusted (L-BFGS-B with default options reports
@@ -58,7 +58,7 @@ class Scipy:
     ) -> None:
         if method not in _METHODS:
             raise ValueError(f"method={method!r} is not supported; allowed: {list(_METHODS)}.")
-        self.gradient = _objective.validate_gradient_option(gradient)
+        self.gradient = _gradient_choice.validate_gradient_option(gradient)
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
             raise ValueError(f"tol must be a positive number; got {tol!r}.")
         if isinstance(maxiter, bool) or not isinstance(maxiter, int) or maxiter <= 0:
@@ -67,25 +67,27 @@ class Scipy:
         self.tol = float(tol)
         self.maxiter = maxiter
 
-    def minimize(self, loss: Any, params: Any = None) -> FitResult:
-        """Minimize ``loss`` and return a :class:`FitResult`; the Parameters then hold the best fit."""
+    @property
+    def _label(self) -> str:
+        return f"scipy:{self.method}"
+
+    def _hessian_strategy(self, grad_name: str | None, grad_strategy: Any) -> tuple[str, Any]:
+        """Take the gradient strategy's Hessian where it has one, else the numerical strategy's."""
+        name = grad_name if isinstance(grad_strategy, HessianStrategy) else "numerical"
+        return name, _strategy_table.lookup(name)
+
+    def _minimize(self, objective: _objective.Objective, x0: np.ndarray) -> Run:
         import scipy.optimize
 
-        params = list(check_params(params)) if params is not None else loss.params
-        if not params:
-            raise ValueError("The loss has no floating Parameters to minimize.")
-        grad_name, grad_strategy = _objective.choose_strategy(self.gradient)
-        hess_name = (
-            grad_name
-            if grad_strategy is not None and callable(getattr(grad_strategy, "hessian", None))
-            else "numerical"
-        )
-        hess_strategy = _strategy_table.lookup(hess_name)
-        objective = _objective.Objective(loss, params, grad_strategy, hess_strategy)
-        x0 = np.array([float(p.numpy()) for p in params])
-        check = _objective.guarded_check(objective, grad_name, x0)
-        bounds = [(getattr(p, "lower", None), getattr(p, "upper", None)) for p in params]
-        kwargs: dict[str, Any] = {"jac": objective.grad if grad_strategy is not None else None}
+        try:
+            opt = scipy.optimize.minimize(objective.fcn, x0, method=self.method, **self._options(objective))
+        except Exception as error:  # reported in the result: the fit failed and says how
+            return Run(x0, [f"scipy.optimize.minimize raised {type(error).__name__}: {error}"], "")
+        return Run(np.asarray(opt.x, dtype=float), [], str(opt.message))
+
+    def _options(self, objective: _objective.Objective) -> dict[str, Any]:
+        bounds = [_objective.bounds(p) for p in objective.params]
+        kwargs: dict[str, Any] = {"jac": objective.grad if objective.strategy is not None else None}
         if self.method == "L-BFGS-B":
             kwargs.update(bounds=bounds, options={"maxiter": self.maxiter, "ftol": 1e-15, "gtol": 1e-10})
         elif self.method == "BFGS":
@@ -96,66 +98,51 @@ class Scipy:
                 hess=objective.hess,
                 options={"maxiter": self.maxiter, "gtol": 1e-10, "xtol": 1e-12},
             )
-        start = time.perf_counter()
-        messages: list[str] = []
-        x = x0
-        try:
-            opt = scipy.optimize.minimize(objective.fcn, x0, method=self.method, **kwargs)
-            x = np.asarray(opt.x, dtype=float)
-            scipy_message = str(opt.message)
-        except Exception as error:  # reported in the result: the fit failed and says how
-            messages.append(f"scipy.optimize.minimize raised {type(error).__name__}: {error}")
-            scipy_message = ""
-        objective._set(x)
-        covariance, edm, fval, hess_problem, limited = self._errors(objective, loss, x)
-        wall = time.perf_counter() - start
-        errors = np.sqrt(np.diag(covariance)) if covariance is not None else np.full(len(params), math.nan)
+        return kwargs
+
+    def _assess(self, objective: _objective.Objective, run: Run) -> Outcome:
+        covariance, edm, fval, hess_problem, limited = self._errors(objective, run.x)
+        errors = np.sqrt(np.diag(covariance)) if covariance is not None else np.full(run.x.size, math.nan)
+        problems, threshold = list(run.problems), _EDM_FACTOR * self.tol * objective.loss.errordef
         if hess_problem:
-            messages.append(hess_problem)
-        elif not edm < _EDM_FACTOR * self.tol * loss.errordef:
-            messages.append(
-                f"not converged: edm = {edm:.3g} is above {_EDM_FACTOR * self.tol * loss.errordef:.3g} "
-                f"(scipy said: {scipy_message})"
+            problems.append(hess_problem)
+        elif not edm < threshold:
+            problems.append(
+                f"not converged: edm = {edm:.3g} is above {threshold:.3g} (scipy said: {run.state})"
             )
         if not math.isfinite(fval):
-            messages.append("the loss is not finite at the end point (NaN or inf)")
-        messages += _objective.common_problems(check, grad_name)
-        if messages and objective.first_nonfinite is not None:  # the likely cause of the failure: first
-            messages.insert(0, nonfinite_note(objective.first_nonfinite))
-        names = [p.name for p in params]
-        return FitResult(
-            params=params,
-            values=ParamMap(dict(zip(names, x.tolist(), strict=True))),
-            errors=ParamMap(dict(zip(names, errors.tolist(), strict=True))),
-            covariance=covariance,
-            fmin=fval,
-            edm=edm,
-            valid=not messages,
-            message="; ".join(messages + _objective.limit_note(limited)),
-            nfcn=objective.nfcn,
-            ngrad=objective.ngrad,
-            wall_time=wall,
-            gradient_strategy=grad_name,
-            hessian_strategy=hess_name,
-            minimizer=f"scipy:{self.method}",
-            loss=loss,
-            gradient_check=check,
-            info={"scipy_message": scipy_message, "nhess": objective.nhess},
-            at_limit=limited,
-        )
+            problems.append("the loss is not finite at the end point (NaN or inf)")
+        # the counts are the objective's, which the template reads
+        return Outcome(errors, covariance, fval, edm, problems, limited, info={"scipy_message": run.state})
+
+    def minos(self, result: FitResult, *params: Any, cl: float | None = None) -> ParamMap:
+        """Return asymmetric errors of ``result`` from iminuit's MINOS, as :meth:`Minuit.minos` does.
+
+        scipy has no MINOS: a new Minuit starts at the best fit (with Minuit's own gradient)
+        and scans from there. Arguments, return value and errors as :meth:`Minuit.minos`.
+
+        Examples
+        --------
+        >>> import zgrad
+        >>> mu = zgrad.Parameter("mu", 0.0, lower=-10.0, upper=10.0)
+        >>> result = zgrad.minimize.Scipy().minimize(zgrad.losses.SimpleLoss(lambda: mu**2, [mu], 0.5))
+        >>> [round(e, 4) for e in result.adapter.minos(result)["mu"]]  # errordef 0.5: mu^2 = 0.5
+        [-0.7071, 0.7071]
+        """
+        return Minuit().minos(result, *params, cl=cl)
 
     @staticmethod
     def _errors(
-        objective: Any, loss: Any, x: np.ndarray
+        objective: _objective.Objective, x: np.ndarray
     ) -> tuple[np.ndarray | None, float, float, str, list]:
         """Return ``(covariance, edm, value, problem, names at a limit)`` at the end point ``x``.
 
         A parameter that a limit holds (the loss falls towards the limit) is left out of the
         EDM and of the Hessian check, as Minuit's internal coordinates leave it out.
         """
-        params = objective.params
+        params, loss = objective.params, objective.loss
         try:
-            result = objective.hessian_strategy.hessian(loss, params)
+            result = _objective.hessian_at(loss, params, objective.hessian_strategy)
         except Exception as error:  # reported in the result's message
             problem = f"the Hessian could not be computed: {type(error).__name__}: {error}"
             return None, math.nan, _value_or_nan(loss), problem, _objective.at_limit(params, x)

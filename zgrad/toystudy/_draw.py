@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from zgrad import losses
-from zgrad._runmanager import run
+from zgrad import _policy, losses
 from zgrad.minimize import Minuit
 from zgrad.toystudy._spec import ToyPlan
 
@@ -68,7 +67,7 @@ def _row(plan: ToyPlan, index: int, result: Any, seconds: float) -> ToyRow:
 
 def _strategy_scope(strategy: str | None) -> Any:
     # the scoped policy: a minimizer asking the policy (gradient=None) uses this strategy
-    return contextlib.nullcontext() if strategy is None else run.set_mode(autograd=strategy)
+    return contextlib.nullcontext() if strategy is None else _policy.set_mode(autograd=strategy)
 
 
 def _one_toy(model: Any, params: dict[str, Any], plan: ToyPlan, index: int, minimizer: Any) -> ToyRow:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from zgrad._runmanager import run
+from zgrad import _threads
 from zgrad.toystudy._draw import ToyRow, run_block
 from zgrad.toystudy._spec import ToyPlan
 
@@ -67,7 +67,7 @@ def _block_job(model_bytes: bytes, plan: ToyPlan, indices: np.ndarray) -> list[T
 def _init_worker(intra_threads: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # before any TensorFlow computation in this worker: the workers share the cores
-    run.set_cpus_explicit(intra_threads, 1)
+    _threads.set_threads(intra_threads, 1)
 
 
 def _cores() -> int:

@@ -1,7 +1,7 @@
 """The toy study's HTML page: one pull histogram per parameter, the summary table, failed toys.
 
 Figures are drawn with matplotlib's object API on the Agg canvas (the user's pyplot state is
-never touched) and embedded as PNG data URIs, with the cross-check report's helpers.
+never touched) and embedded as PNG data URIs, with :mod:`zgrad.checks.plots`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from zgrad import _files
-from zgrad.checks import _plots
-from zgrad.checks.report import _img
+from zgrad.checks import plots
 
 __all__ = ["pull_png", "target_path", "write_html"]
 
@@ -58,7 +57,7 @@ def target_path(path: str | os.PathLike) -> Path:
 
 def pull_png(pulls: np.ndarray, name: str, stats: dict[str, Any]) -> bytes:
     """Histogram of ``pulls`` with the unit Gaussian expected from ``pulls.size`` toys, as PNG bytes."""
-    fig = _plots._figure(4.6, 3.4)
+    fig = plots.new_figure(4.6, 3.4)
     ax = fig.add_subplot()
     edges = np.linspace(-_RANGE, _RANGE, 33)
     ax.hist(
@@ -75,7 +74,7 @@ def pull_png(pulls: np.ndarray, name: str, stats: dict[str, Any]) -> bytes:
         fontsize="medium",
     )
     ax.legend(fontsize="small")
-    return _plots._png(fig)
+    return plots.to_png(fig)
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
@@ -124,10 +123,8 @@ def _figures(study: Any, summary: dict[str, Any]) -> str:
         caption = (
             f"Pulls of {name} over the valid toys; {outside} beyond ±{_RANGE:g} are drawn in the edge bins."
         )
-        png = pull_png(pulls, name, summary[name])
-        parts.append(
-            f"<figure>{_img(png, f'pulls of {name}')}<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
+        image = plots.embed_png(pull_png(pulls, name, summary[name]), f"pulls of {name}")
+        parts.append(f"<figure>{image}<figcaption>{html.escape(caption)}</figcaption></figure>")
     return "".join(parts)
 
 

@@ -31,22 +31,18 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.eager import record
 
-from zgrad import _finite
-from zgrad._runmanager import run
-from zgrad.errors import GradientError, ZgradError, ZgradWarning
+from zgrad import _finite, _threads
+from zgrad._tf_compat import should_record_backprop
+from zgrad.errors import BridgeCostWarning, GradientError, ZgradError
 from zgrad.z._function import xla_tracing
 from zgrad.z._slices import MAX_THREADS, evaluate_in_slices, slice_count
 
-__all__ = ["py_function"]
+# BridgeCostWarning lives in zgrad.errors; importable from here as before
+__all__ = ["BridgeCostWarning", "py_function"]
 
 #: An input with more elements than this, differentiated through its full Jacobian, triggers a warning.
 LARGE_JACOBIAN = 1000
-
-
-class BridgeCostWarning(ZgradWarning):
-    """A numerical gradient through ``z.py_function`` needs a full Jacobian of a large input."""
 
 
 def py_function(
@@ -152,7 +148,7 @@ def py_function(
         )
     _refuse_hidden_parameters(func, label)
     inputs = [tf.convert_to_tensor(x) for x in (inp if isinstance(inp, (list, tuple)) else [inp])]
-    if threads is None and not tf.executing_eagerly() and record.should_record_backprop(inputs):
+    if threads is None and not tf.executing_eagerly() and should_record_backprop(inputs):
         # differentiated inside a graph: TensorFlow runs the forward evaluation and the derivative
         # evaluations side by side on its inter-op threads, so the cores are busy already; slicing
         # them as well made the benchmarked gradients up to 15 % slower (benchmarks/bench_bridge.py)
@@ -245,7 +241,7 @@ class _Bridge:
         """``func(*xs)`` as the graph calls it: in slices on several threads where that is allowed."""
         slices = 1
         if self.elementwise:  # the process's setting is read when the graph runs, not when it traces
-            slices = slice_count(xs, run.n_cpu if self.threads is None else self.threads)
+            slices = slice_count(xs, _threads.n_cpu() if self.threads is None else self.threads)
         if slices == 1:
             return self._serial(*xs)
         return evaluate_in_slices(self._serial, xs, slices)
@@ -346,7 +342,7 @@ def _needed(xs: Sequence[tf.Tensor]) -> list[bool]:
     """
     if not tf.executing_eagerly():
         return [True] * len(xs)
-    return [bool(record.should_record_backprop([x])) for x in xs]
+    return [bool(should_record_backprop([x])) for x in xs]
 
 
 def _mode(x: tf.Tensor, dy: tf.Tensor, elementwise: bool) -> str:
