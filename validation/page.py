@@ -20,9 +20,8 @@ import numpy as np
 from validation.cases import CASES
 from validation.fits import FIT_AGREEMENT, PULL_SIGMAS
 from validation.reference import RTOL
-from validation.report import summarize
+from validation.report import summarize, write_file
 from validation.runner import SuiteResult
-from zgrad import _files
 from zgrad.checks import plots
 from zgrad.checks.report import environment
 
@@ -333,7 +332,7 @@ def _stored(result: SuiteResult) -> str:
 
 def write_html(result: SuiteResult, directory: str | Path) -> Path:
     """Write ``index.html`` for ``result`` into ``directory`` (atomically) and return its path."""
-    return _files.write_text(Path(directory) / "index.html", render_html(result))
+    return write_file(Path(directory) / "index.html", render_html(result))
 
 
 def render_html(result: SuiteResult) -> str:

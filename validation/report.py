@@ -60,6 +60,7 @@ __all__ = [
     "summarize",
     "to_json",
     "write",
+    "write_file",
 ]
 
 #: Bumped whenever a field of ``report.json`` changes meaning or disappears.
@@ -330,7 +331,16 @@ def render(result: SuiteResult) -> str:
 
 def write(result: SuiteResult, directory: str | os.PathLike) -> Path:
     """Write ``report.json`` into ``directory`` (created if needed, atomically) and return its path."""
-    return _files.write_text(Path(directory) / "report.json", render(result))
+    return write_file(Path(directory) / "report.json", render(result))
+
+
+def write_file(path: str | os.PathLike, content: str) -> Path:
+    """Write ``content`` to ``path`` atomically, with zgrad's one report writer, and return the path.
+
+    The suite's modules write through this function: it is their one use of zgrad's private
+    file helpers.
+    """
+    return _files.write_text(path, content)
 
 
 def print_table(result: SuiteResult, file: Any = None) -> None:

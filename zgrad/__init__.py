@@ -4,6 +4,11 @@
 when a name that needs them is first used, and TensorFlow's runtime is never
 started by the import, so thread settings can still be made afterwards.
 
+The package is layered (base, core, graph ``z``, ``gradients``, ``models``, ``losses``,
+``minimize``, ``checks``, ``toystudy``, entry points), each layer importing only from those
+below it; :mod:`zgrad.typing` names the protocols by which a layer finds the capabilities
+of another's objects. The docs page "Architecture" draws the map.
+
 Examples
 --------
 >>> import zgrad
