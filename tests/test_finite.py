@@ -10,7 +10,8 @@ import pytest
 
 from zgrad import _finite
 from zgrad._finite import directional as directional_derivative
-from zgrad._finite import first_step, gradient, hessian
+from zgrad._finite import first_step, gradient
+from zgrad._finite_hessian import hessian
 from zgrad.gradients import result
 
 EPS = np.finfo(np.float64).eps

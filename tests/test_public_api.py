@@ -72,6 +72,7 @@ def test_signatures_of_the_contract():
         "gradient",
         "names",
         "limits",
+        "scans",
     ]
     assert list(sig(z.py_function).parameters) == [
         "func", "inp", "Tout", "gradient", "elementwise", "name", "threads"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from zgrad import _finite, _policy
+from zgrad import _finite, _finite_hessian, _policy
 from zgrad.gradients.result import GradientResult
 from zgrad.params import Parameter
 from zgrad.typing import BatchedValues
@@ -161,7 +161,7 @@ class NumericalStrategy:
         """Value, gradient and Hessian of ``func``, with error estimates; the Hessian is exactly symmetric.
 
         The gradient comes from this strategy's budget; the Hessian always uses the extrapolated
-        scheme of :func:`zgrad._finite.hessian` (a fast Hessian would not be accurate
+        scheme of :func:`zgrad._finite_hessian.hessian` (a fast Hessian would not be accurate
         enough to be useful). ``n_evals`` counts both.
 
         Examples
@@ -177,7 +177,7 @@ class NumericalStrategy:
         with point:
             f0 = point.evaluate(point.x0)
             derivative = self._gradient(point, f0)
-            second = _finite.hessian(
+            second = _finite_hessian.hessian(
                 point.evaluate, point.x0, point.scales, point.lower, point.upper, f0=f0, x_eps=point.x_eps
             )
         return GradientResult(
