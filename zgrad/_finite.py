@@ -48,13 +48,14 @@ __all__ = [
     "directional",
     "first_step",
     "gradient",
+    "step_sequence",
 ]
 
 BUDGETS = ("accurate", "fast")
 #: Largest step of the accurate sequences (gradient and Hessian), as a fraction of the scale.
 ACCURATE_FRACTION = 0.1
 #: Steps shrink by this ratio along the extrapolation sequence.
-STEP_RATIO = 2.0
+_STEP_RATIO = 2.0
 #: Steps per gradient component: a central rule costs 2 evaluations a step, so a component
 #: costs at most 2 * 15 = 30 evaluations and a gradient 30 n + 1 with the shared f(x).
 _NUM_STEPS = 15
@@ -124,6 +125,19 @@ def first_step(scale: Any, eps: Any, depth: int = 0) -> np.ndarray:
     """
     noise = np.asarray(eps, dtype=np.float64) ** ((2.0 / 3.0) ** depth)
     return np.cbrt(noise) * np.asarray(scale, dtype=np.float64)
+
+
+def step_sequence(base: Any, num_steps: int) -> Any:
+    """Return numdifftools' generator of ``num_steps`` steps from ``base`` down by :data:`_STEP_RATIO`.
+
+    Every extrapolated rule of the engine (gradient, log-distance rule, Hessian) takes its
+    steps from here, so the sequence is defined once.
+    """
+    import numdifftools as nd
+
+    return nd.MaxStepGenerator(
+        base_step=base, step_ratio=_STEP_RATIO, num_steps=num_steps, step_nom=1.0, use_exact_steps=False
+    )
 
 
 def gradient(
@@ -279,9 +293,7 @@ class _Line:
             seen.append((float(t) - self.x[self.i], value))
             return value
 
-        generator = nd.MaxStepGenerator(
-            base_step=base, step_ratio=STEP_RATIO, num_steps=_NUM_STEPS, step_nom=1.0, use_exact_steps=False
-        )
+        generator = step_sequence(base, _NUM_STEPS)
         with st.Quiet():
             result = nd.Derivative(along, step=generator, method=_METHODS[side], full_output=True)(
                 self.x[self.i]
@@ -308,13 +320,7 @@ class _Line:
             seen.append((u - u0, value))
             return value
 
-        generator = nd.MaxStepGenerator(
-            base_step=step,
-            step_ratio=STEP_RATIO,
-            num_steps=_NUM_STEPS_LOCAL,
-            step_nom=1.0,
-            use_exact_steps=False,
-        )
+        generator = step_sequence(step, _NUM_STEPS_LOCAL)
         with st.Quiet():
             result = nd.Derivative(along, step=generator, method="central", full_output=True)(u0)
         return self._judge(result, seen, _AMPLIFY[0], sign * distance, STATUS_NEAR_LIMIT, step)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from zgrad import _stencils as st
-from zgrad._finite import ACCURATE_FRACTION, LOCAL_STEP, STEP_RATIO, FiniteResult, gradient
+from zgrad._finite import ACCURATE_FRACTION, LOCAL_STEP, FiniteResult, gradient, step_sequence
 from zgrad._stencils import STATUS_NEAR_LIMIT, STATUS_NONFINITE, STATUS_OK, STATUS_ONE_SIDED
 
 __all__ = ["hessian"]
@@ -166,13 +166,7 @@ def _extrapolated_hessian(
     one_sided = bool(np.any(sides != 0))
     mirror = np.where(sides < 0, -1.0, 1.0)
     counted.reset_window()
-    generator = nd.MaxStepGenerator(
-        base_step=base,
-        step_ratio=STEP_RATIO,
-        num_steps=_NUM_STEPS_HESSIAN,
-        step_nom=1.0,
-        use_exact_steps=False,
-    )
+    generator = step_sequence(base, _NUM_STEPS_HESSIAN)
     method = "forward" if one_sided else "central"
     with st.Quiet():
         result = nd.Hessian(

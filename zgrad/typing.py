@@ -25,6 +25,8 @@ protocol                           offered by                                 as
 :class:`BridgesNumpy`              models and losses                          minimizer adapters
 :class:`LogDensityJets`            ``Gauss``, ``Exponential``                 the closed-form NLL Hessian
 :class:`MixtureJets`               ``Sum``                                    the closed-form NLL Hessian
+:class:`Bounded`                   Parameters (zgrad's, zfit's)               :func:`limits_of`: strategies,
+                                                                              minimizers, cross-checks
 :class:`ErrorAnalysis`             ``zgrad.minimize.Minuit``, ``Scipy``       ``FitResult.minos``, ``hesse``
 =================================  =========================================  ==============================
 
@@ -54,11 +56,13 @@ False
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "BatchedValues",
+    "Bounded",
     "BridgesNumpy",
     "BudgetedStrategy",
     "CompiledAtPoint",
@@ -71,6 +75,7 @@ __all__ = [
     "HessianStrategy",
     "LogDensityJets",
     "MixtureJets",
+    "limits_of",
 ]
 
 
@@ -201,3 +206,30 @@ class ErrorAnalysis(Protocol):
 
     def hesse(self, result: Any, *, strategy: Any = None) -> Mapping[str, float]:
         """Return ``name -> error`` from the Hessian of ``strategy`` at ``result``'s minimum."""
+
+
+@runtime_checkable
+class Bounded(Protocol):
+    """A parameter with limits (``None`` where it has none): zgrad's Parameters, zfit's too."""
+
+    lower: float | None
+    upper: float | None
+
+
+def limits_of(param: Any) -> tuple[float, float]:
+    """Return ``param``'s ``(lower, upper)`` as floats, ``-inf`` and ``inf`` where it has no limit.
+
+    The one reader of a parameter's limits: the numerical strategy, the minimizers and the
+    cross-checks all ask here. An object that is not :class:`Bounded` has no limits.
+
+    Examples
+    --------
+    >>> import zgrad
+    >>> from zgrad.typing import limits_of
+    >>> limits_of(zgrad.Parameter("p", 1.0, lower=0.0))
+    (0.0, inf)
+    """
+    if not isinstance(param, Bounded):
+        return -math.inf, math.inf
+    lower, upper = param.lower, param.upper
+    return (-math.inf if lower is None else float(lower), math.inf if upper is None else float(upper))

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from zgrad.gradients import _api, registry
+from zgrad.typing import limits_of
 
 __all__ = [
     "assign",
@@ -126,9 +127,7 @@ def resolve_points(points: Any, params: tuple) -> list[np.ndarray]:
 
 def _check_inside(x: np.ndarray, params: tuple, k: int) -> None:
     for value, p in zip(x, params, strict=True):
-        lower, upper = getattr(p, "lower", None), getattr(p, "upper", None)
-        lo = -math.inf if lower is None else lower
-        hi = math.inf if upper is None else upper
+        lo, hi = limits_of(p)
         if not (math.isfinite(value) and lo <= value <= hi):
             raise ValueError(
                 f"points[{k}]: {p.name} = {value} is not finite or outside its limits [{lo}, {hi}]."

@@ -16,6 +16,7 @@ from zgrad.checks import _inputs
 from zgrad.checks.result import SCAN_PARAMS, SCAN_POINTS, SCAN_WIDTH, PrecisionScan, ScanFailure
 from zgrad.errors import GradientError
 from zgrad.gradients import _api
+from zgrad.typing import limits_of
 
 __all__ = ["ScanTarget", "precision_scan", "scan_parameters"]
 
@@ -88,9 +89,7 @@ def precision_scan(
 
 
 def _inside(param: Any, grid: np.ndarray) -> np.ndarray:
-    lower, upper = getattr(param, "lower", None), getattr(param, "upper", None)
-    low = -np.inf if lower is None else lower
-    high = np.inf if upper is None else upper
+    low, high = limits_of(param)
     return grid[(grid >= low) & (grid <= high)]
 
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 from zgrad import _finite, _finite_hessian, _policy
 from zgrad.gradients.result import GradientResult
 from zgrad.params import Parameter
-from zgrad.typing import BatchedValues
+from zgrad.typing import BatchedValues, limits_of
 
 __all__ = ["NumericalStrategy"]
 
@@ -223,8 +223,7 @@ class _Point:
         self._originals = [p.numpy() for p in self.params]
         self.x0 = np.array([float(v) for v in self._originals], dtype=np.float64)
         self.names = tuple(str(p.name) for p in self.params)
-        self.lower = np.array([_limit(p, "lower", -np.inf) for p in self.params])
-        self.upper = np.array([_limit(p, "upper", np.inf) for p in self.params])
+        self.lower, self.upper = (np.array(side) for side in zip(*map(limits_of, self.params), strict=True))
         self.scales = np.array([_scale(p, x) for p, x in zip(self.params, self.x0, strict=True)])
         self.x_eps = np.array([float(np.finfo(p.dtype.as_numpy_dtype).eps) for p in self.params])
         self._current = self.x0.copy()
@@ -280,11 +279,6 @@ def _checked_params(params: Any) -> list[tf.Variable]:
             raise ValueError(f"params[{i}] ({param.name!r}) appears more than once in params.")
         seen.add(param.ref())
     return list(params)
-
-
-def _limit(param: tf.Variable, side: str, default: float) -> float:
-    value = getattr(param, side, None)
-    return default if value is None else float(value)
 
 
 def _scale(param: tf.Variable, value: float) -> float:

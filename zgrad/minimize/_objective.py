@@ -15,7 +15,7 @@ import numpy as np
 from zgrad import _strategy_table
 from zgrad.gradients import _api
 from zgrad.gradients.result import GradientResult, symmetrize
-from zgrad.typing import CompiledAtPoint, CountsEvents, EvaluatesAtPoint
+from zgrad.typing import CompiledAtPoint, CountsEvents, EvaluatesAtPoint, limits_of
 
 #: Up to this many events, a value call of an unbinned NLL with an autodiff gradient computes the
 #: gradient too: MIGRAD asks for the gradient at the point of its last value call, and at this size
@@ -306,8 +306,7 @@ def held_at_limit(
 def bounds(param: Any) -> tuple[float | None, float | None]:
     """Return a Parameter's ``(lower, upper)`` limits, None where it has none.
 
-    The one place that reads them: a Parameter of another library without ``lower`` or
-    ``upper`` counts as unlimited there.
+    Read through :func:`zgrad.typing.limits_of`: an object without limits is unlimited.
 
     Examples
     --------
@@ -317,13 +316,13 @@ def bounds(param: Any) -> tuple[float | None, float | None]:
     >>> bounds(p), limits(p)
     ((0.0, None), (0.0, inf))
     """
-    return getattr(param, "lower", None), getattr(param, "upper", None)
+    lower, upper = limits_of(param)
+    return (None if lower == -math.inf else lower), (None if upper == math.inf else upper)
 
 
 def limits(param: Any) -> tuple[float, float]:
-    """Return :func:`bounds` as floats, ``-inf`` and ``inf`` where there is no limit (iminuit's form)."""
-    lower, upper = bounds(param)
-    return (-math.inf if lower is None else float(lower), math.inf if upper is None else float(upper))
+    """Return the limits as floats, ``-inf`` and ``inf`` where there is no limit (iminuit's form)."""
+    return limits_of(param)
 
 
 def step_size(param: Any, value: float) -> float:
