@@ -85,7 +85,7 @@ def _local_cluster(**options):
         from dask.distributed import LocalCluster
     except ImportError as exc:  # the dask extra is part of CI's install: a missing one is a failure
         pytest.fail(f"dask.distributed is required for this test (pip install -e '.[dask]'): {exc}")
-    return LocalCluster(n_workers=1, dashboard_address=None, **options)
+    return LocalCluster(n_workers=1, dashboard_address=":0", **options)
 
 
 def test_dask_threads_give_the_serial_numbers():

@@ -79,7 +79,7 @@ def test_dask_local_cluster_gives_the_serial_numbers(serial):
         from dask.distributed import LocalCluster
     except ImportError as exc:  # the dask extra is part of CI's install: a missing one is a failure
         pytest.fail(f"dask.distributed is required for this test (pip install -e '.[dask]'): {exc}")
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         executor = executors.make_executor(scheduler=cluster.scheduler_address)
         try:
             result = runner.run_suite(quick=True, cases=SUBSET, toys=2, executor=executor)
